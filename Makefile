@@ -1,0 +1,52 @@
+# Every habit has a target; `make` (or `make help`) lists them with their one-line description.
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint format css check-static mail migrate migration bench clean
+
+VENV := .venv/bin
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Create .venv and install the pinned dependencies (only when the lock changed)
+	@sh scripts/setup.sh
+
+run: ## Serve the app with reload on http://localhost:8000 (SQLite db.sqlite3, migrated first)
+	@sh scripts/run.sh
+
+test: ## Run the test suite (PostgreSQL too with TEST_DATABASE_URL; browser tests need Chromium)
+	@sh scripts/test.sh $(PYTEST_ARGS)
+
+lint: setup ## Lint, format check and type check (ruff, mypy)
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+
+format: setup ## Format the code and apply safe lint fixes
+	$(VENV)/ruff format .
+	$(VENV)/ruff check --fix .
+
+css: ## Rebuild static/ (Tailwind CSS, vendored htmx, Chart.js, Swagger UI, ReDoc); needs Node
+	@[ -d node_modules ] || npm ci --no-audit --no-fund
+	npm run build
+
+check-static: ## Fail when the committed static/ build is older than its sources
+	@sh scripts/check-static.sh
+
+mail: ## Start MailDev: SMTP on localhost:1025, inbox on http://localhost:1080; needs Node
+	@[ -d node_modules ] || npm ci --no-audit --no-fund
+	npm run mail
+
+migrate: setup ## Apply the database migrations (DATABASE_URL, default SQLite db.sqlite3)
+	$(VENV)/alembic upgrade head
+
+migration: setup ## Autogenerate a migration from the models: make migration m="what changed"
+	@[ -n "$(m)" ] || (echo 'usage: make migration m="what changed"' >&2; exit 1)
+	$(VENV)/alembic revision --autogenerate -m "$(m)"
+
+bench: setup ## Benchmarks (not tests): stats and dashboard for ten years of daily wins; prints a table
+	$(VENV)/python bench/insights.py
+	$(VENV)/python -m bench.export
+
+clean: ## Remove caches and test output (keeps .venv, node_modules and the database)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache test-results
+	find . -name __pycache__ -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""SuccessDiary: a private, self-hosted diary of wins."""

@@ -1,0 +1,183 @@
+"""fastapi-users wiring: user manager, password policy, revocable sessions, dependencies.
+
+Sessions live in the access_token table (fastapi-users' database strategy), so logout,
+password change and reset revoke them for real. Only a SHA-256 of each token is stored.
+"""
+
+import base64
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request, Response
+from fastapi_users import BaseUserManager, FastAPIUsers, InvalidPasswordException, UUIDIDMixin
+from fastapi_users.authentication import (
+    AuthenticationBackend,
+    BearerTransport,
+    CookieTransport,
+)
+from fastapi_users.authentication.strategy.db import DatabaseStrategy
+from fastapi_users.password import PasswordHelper
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+from zxcvbn import zxcvbn
+
+from app.config import Settings, settings
+from app.db import get_session
+from app.mail import MailJob
+from app.models import AccessToken, User
+
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+# OWASP's argon2id baseline: 19 MiB of memory, 2 passes, 1 lane.
+password_helper = PasswordHelper(
+    PasswordHash((Argon2Hasher(memory_cost=19 * 1024, time_cost=2, parallelism=1),))
+)
+
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """A sentence saying what is wrong with a new password, or None when it will do."""
+    if len(password) < PASSWORD_MIN:
+        return f"Use at least {PASSWORD_MIN} characters."
+    if len(password) > PASSWORD_MAX:
+        return f"Use at most {PASSWORD_MAX} characters."
+    if "\x00" in password:
+        return "The password contains a character that is not allowed."
+    result = zxcvbn(password[:64], user_inputs=[email, email.split("@")[0], "successdiary"])
+    if result["score"] < 2:
+        warning = result["feedback"]["warning"] or "This password is too easy to guess."
+        return f"{warning.rstrip('.')}. Try a longer phrase of unrelated words."
+    return None
+
+
+class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+    reset_password_token_lifetime_seconds = 3600
+
+    def __init__(self, user_db: SQLAlchemyUserDatabase, app_settings: Settings) -> None:
+        super().__init__(user_db, password_helper)
+        self.reset_password_token_secret = app_settings.secret_key
+        self.verification_token_secret = app_settings.secret_key
+        self.outbox: list[MailJob] = []
+
+    async def validate_password(self, password: str, user: Any) -> None:
+        problem = password_problem(password, getattr(user, "email", ""))
+        if problem:
+            raise InvalidPasswordException(reason=problem)
+
+    async def on_after_forgot_password(
+        self, user: User, token: str, request: Request | None = None
+    ) -> None:
+        self.outbox.append(MailJob("reset_password", user.email, {"token": token}))
+
+    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        await revoke_sessions(cast(SQLAlchemyUserDatabase, self.user_db).session, user)
+
+
+def hash_token(token: str) -> str:
+    """URL-safe base64 of SHA-256: 43 characters, the width of fastapi-users' token column."""
+    digest = hashlib.sha256(token.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class HashedDatabaseStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
+    async def read_token(self, token: str | None, user_manager: Any) -> User | None:
+        if token is None or len(token) > 200:
+            return None
+        return await super().read_token(hash_token(token), user_manager)
+
+    async def write_token(self, user: User) -> str:
+        token = password_helper.generate()
+        await self.database.create({"token": hash_token(token), "user_id": user.id})
+        return token
+
+    async def destroy_token(self, token: str, user: User) -> None:
+        await super().destroy_token(hash_token(token), user)
+
+
+async def get_user_db(
+    session: AsyncSession = Depends(get_session),
+) -> AsyncIterator[SQLAlchemyUserDatabase]:
+    yield SQLAlchemyUserDatabase(session, User)
+
+
+async def get_user_manager(
+    request: Request, user_db: SQLAlchemyUserDatabase = Depends(get_user_db)
+) -> AsyncIterator[UserManager]:
+    yield UserManager(user_db, request.app.state.settings)
+
+
+def get_strategy(
+    request: Request, session: AsyncSession = Depends(get_session)
+) -> HashedDatabaseStrategy:
+    db = SQLAlchemyAccessTokenDatabase(session, AccessToken)
+    return HashedDatabaseStrategy(
+        db, lifetime_seconds=request.app.state.settings.session_lifetime_seconds
+    )
+
+
+def cookie_transport(app_settings: Settings) -> CookieTransport:
+    return CookieTransport(
+        cookie_name=app_settings.cookie_name("sd_session"),
+        cookie_max_age=app_settings.session_lifetime_seconds,
+        cookie_secure=app_settings.secure_cookies,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+    )
+
+
+# Transports are fixed at import time, so they follow the process settings; tests that
+# need other cookie rules build their app in a subprocess or with matching settings.
+session_cookie = cookie_transport(settings)
+cookie_backend = AuthenticationBackend(
+    name="cookie", transport=session_cookie, get_strategy=get_strategy
+)
+bearer_backend = AuthenticationBackend(
+    name="bearer",
+    transport=BearerTransport(tokenUrl="/api/v1/auth/bearer/login"),
+    get_strategy=get_strategy,
+)
+fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [cookie_backend, bearer_backend])
+
+current_user = fastapi_users.current_user(active=True, verified=True)
+optional_user = fastapi_users.current_user(active=True, verified=True, optional=True)
+
+
+async def revoke_sessions(session: AsyncSession, user: User, keep: str | None = None) -> None:
+    """Delete every session of the user, except the one whose raw token is `keep`."""
+    stmt = delete(AccessToken).where(AccessToken.user_id == user.id)  # type: ignore[arg-type]
+    if keep is not None:
+        stmt = stmt.where(AccessToken.token != hash_token(keep))  # type: ignore[arg-type]
+    await session.execute(stmt)
+    await session.commit()
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
+StrategyDep = Annotated[HashedDatabaseStrategy, Depends(get_strategy)]
+
+
+async def start_session(response: Response, strategy: HashedDatabaseStrategy, user: User) -> None:
+    """A new revocable session for the browser: its cookie goes on `response`."""
+    token = await strategy.write_token(user)
+    login = await session_cookie.get_login_response(token)
+    response.headers.append("set-cookie", login.headers["set-cookie"])
+
+
+async def end_session(
+    request: Request, response: Response, strategy: HashedDatabaseStrategy, user: User | None
+) -> None:
+    """Revoke the browser's session token and clear its cookie."""
+    token = request.cookies.get(session_cookie.cookie_name)
+    if token and user is not None:
+        await strategy.destroy_token(token, user)
+    logout = await session_cookie.get_logout_response()
+    response.headers.append("set-cookie", logout.headers["set-cookie"])
+
+
+current_user_token = fastapi_users.authenticator.current_user_token(active=True, verified=True)

@@ -1,0 +1,32 @@
+"""Work that runs after the answer has gone out (account mail), tracked so shutdown waits.
+
+Starlette's BackgroundTasks run inside the response cycle; a detached task makes the
+answer's timing independent of the mail for every client and server alike.
+"""
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger("app.background")
+
+
+class Background:
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for every task started so far (and those they start)."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,282 @@
+"""Management commands: `successdiary <command>` or `python -m app <command>`.
+
+create-user, export and import for one user, backup and restore of the whole database, and
+move-db to copy a SQLite database into PostgreSQL. DATABASE_URL (or .env) says which database.
+"""
+
+import argparse
+import asyncio
+import getpass
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tqdm import tqdm
+
+from app.auth import password_helper, password_problem
+from app.config import ROOT, settings
+from app.db import make_engine, make_sessionmaker
+from app.models import User, metadata
+from app.services import categories, export, importer
+from app.services.accounts import normalise_email, user_by_email
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    pass
+
+
+def _sync(url: str) -> str:
+    return url.replace("sqlite+aiosqlite", "sqlite").replace(
+        "postgresql+asyncpg", "postgresql+psycopg"
+    )
+
+
+async def _with_session(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    engine = make_engine(settings.database_url)
+    try:
+        return await work(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _user(session: AsyncSession, email: str) -> User:
+    user = await user_by_email(session, email)
+    if user is None:
+        raise CommandError(f"no account for {email}")
+    return user
+
+
+def create_user(args: argparse.Namespace) -> str:
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    )
+    if problem := password_problem(password, args.email):
+        raise CommandError(problem)
+
+    async def work(maker: async_sessionmaker[AsyncSession]) -> str:
+        async with maker() as session:
+            if await user_by_email(session, args.email):
+                raise CommandError(f"{args.email} already has an account")
+            user = User(
+                email=normalise_email(args.email),
+                hashed_password=password_helper.hash(password),
+                is_verified=True,
+            )
+            session.add(user)
+            await session.flush()
+            categories.add_defaults(session, user)
+            await session.commit()
+        return f"created {user.email} (verified)"
+
+    return str(asyncio.run(_with_session(work)))
+
+
+def export_user(args: argparse.Namespace) -> str:
+    async def work(maker: async_sessionmaker[AsyncSession]) -> str:
+        async with maker() as session:
+            user = await _user(session, args.email)
+        size = 0
+        bar = tqdm(unit="B", unit_scale=True, desc="export")
+        with open(args.output, "wb") as out, bar:  # noqa: ASYNC230 (a one-shot command)
+            async for chunk in export.EXPORTERS[args.format](maker, user):
+                out.write(chunk)
+                size += len(chunk)
+                bar.update(len(chunk))
+        return f"wrote {size:,} bytes to {args.output}"
+
+    return str(asyncio.run(_with_session(work)))
+
+
+def import_user(args: argparse.Namespace) -> str:
+    content = Path(args.file).read_bytes()
+
+    async def work(maker: async_sessionmaker[AsyncSession]) -> str:
+        async with maker() as session:
+            user = await _user(session, args.email)
+            try:
+                plan = importer.read_file(Path(args.file).name, content, user)
+            except importer.ImportProblem as exc:
+                raise CommandError("\n".join(exc.errors)) from exc
+            plan = await importer.preview(session=session, user=user, plan=plan)
+            with tqdm(total=len(plan.items), unit="entry", desc="import") as bar:
+
+                async def progress(done: int, total: int) -> None:
+                    bar.update(done - bar.n)
+
+                added = await importer.import_plan(
+                    session=session, user=user, plan=plan, progress=progress
+                )
+        return f"{plan.source}: imported {added} entries, skipped {plan.duplicates} already there"
+
+    return str(asyncio.run(_with_session(work)))
+
+
+def _sqlite_path(url: str) -> Path:
+    database = make_url(_sync(url)).database
+    if not database:
+        raise CommandError("this SQLite URL names no file")
+    return Path(database) if Path(database).is_absolute() else ROOT / database
+
+
+def _check_sqlite(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+    if result != "ok":
+        raise CommandError(f"{path}: integrity_check says {result}")
+
+
+def _libpq(url: str) -> str:
+    return make_url(_sync(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def backup(args: argparse.Namespace) -> str:
+    url, output = settings.database_url, Path(args.output)
+    if url.startswith("sqlite"):
+        if output.exists():
+            raise CommandError(f"{output} exists already")
+        with sqlite3.connect(_sqlite_path(url)) as db:  # online: writers may keep going
+            db.execute("VACUUM INTO ?", (str(output),))
+        _check_sqlite(output)
+        return f"backed up to {output} (integrity_check ok)"
+    # The operator's own DATABASE_URL and file name: no untrusted input reaches these commands.
+    subprocess.run(["pg_dump", "--format=custom", "--file", str(output), _libpq(url)], check=True)
+    return f"backed up to {output} (pg_dump custom format)"
+
+
+def restore(args: argparse.Namespace) -> str:
+    url, source = settings.database_url, Path(args.input)
+    if url.startswith("sqlite"):
+        _check_sqlite(source)
+        target = _sqlite_path(url)
+        if target.exists():
+            shutil.copy2(target, target.with_suffix(target.suffix + ".before-restore"))
+        for suffix in ("-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        shutil.copy2(source, target)
+        return (
+            f"restored {target} from {source} (old file kept as .before-restore); restart the app"
+        )
+    subprocess.run(
+        [
+            "pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--dbname",
+            _libpq(url),
+            str(source),
+        ],
+        check=True,
+    )
+    return f"restored from {source}"
+
+
+def move_db(args: argparse.Namespace) -> str:
+    """Copy every table from a SQLite database into an empty, migrated PostgreSQL one."""
+    source_url, target_url = _sync(args.source), _sync(args.target)
+    if not source_url.startswith("sqlite") or not target_url.startswith("postgresql"):
+        raise CommandError("move-db copies a SQLite database (--from) into PostgreSQL (--to)")
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "alembic"),
+            "-x",
+            f"url={target_url}",
+            "upgrade",
+            "head",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    source, target = create_engine(source_url), create_engine(target_url)
+    counts = {}
+    with source.connect() as src, target.begin() as dst:
+        for table in metadata.sorted_tables:
+            if dst.execute(select(func.count()).select_from(table)).scalar_one():
+                raise CommandError(f"the target's {table.name} table is not empty")
+        for table in metadata.sorted_tables:
+            total = src.execute(select(func.count()).select_from(table)).scalar_one()
+            with tqdm(total=total, unit="row", desc=table.name) as bar:
+                for batch in src.execute(select(table)).mappings().partitions(1000):
+                    dst.execute(table.insert(), [dict(row) for row in batch])
+                    bar.update(len(batch))
+            counts[table.name] = total
+            if (
+                "id" in table.c
+                and table.c.id.autoincrement is True
+                and str(table.c.id.type) == "INTEGER"
+            ):
+                dst.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+                    )
+                )
+    with target.connect() as dst:
+        for name, expected in counts.items():
+            found = dst.execute(
+                select(func.count()).select_from(metadata.tables[name])
+            ).scalar_one()
+            if found != expected:
+                raise CommandError(f"{name}: copied {found} rows but the source has {expected}")
+    source.dispose()
+    target.dispose()
+    return "moved; row counts match: " + ", ".join(f"{n} {c}" for n, c in counts.items())
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="successdiary", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("create-user", help="create a verified account")
+    p.add_argument("email")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(run=create_user)
+    p = commands.add_parser("export", help="export one user's diary")
+    p.add_argument("email")
+    p.add_argument("--format", choices=sorted(export.EXPORTERS), default="json")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(run=export_user)
+    p = commands.add_parser(
+        "import", help="import a SuccessDiary, Day One or jrnl export for one user"
+    )
+    p.add_argument("email")
+    p.add_argument("file")
+    p.set_defaults(run=import_user)
+    p = commands.add_parser(
+        "backup",
+        help="back up the database (SQLite: VACUUM INTO + integrity_check; PostgreSQL: pg_dump)",
+    )
+    p.add_argument("output")
+    p.set_defaults(run=backup)
+    p = commands.add_parser(
+        "restore", help="restore a backup made by `backup` (stop the app first)"
+    )
+    p.add_argument("input")
+    p.set_defaults(run=restore)
+    p = commands.add_parser(
+        "move-db", help="copy a SQLite database into an empty PostgreSQL one and check row counts"
+    )
+    p.add_argument("--from", dest="source", default=settings.database_url)
+    p.add_argument("--to", dest="target", required=True)
+    p.set_defaults(run=move_db)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        print(args.run(args))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc

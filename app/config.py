@@ -1,0 +1,92 @@
+"""Settings from the environment (and a .env file): one `settings` object."""
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_FILE = ROOT / ".secret_key"
+DEV_SECRET_PLACEHOLDERS = {"", "change-me", "changeme", "secret", "dev"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./db.sqlite3"
+    secret_key: str = ""
+    base_url: str = "http://localhost:8000"
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "SuccessDiary <no-reply@successdiary.local>"
+    cookie_secure: bool | None = None
+    redis_url: str | None = None
+    docs_enabled: bool = True
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_import_bytes: int = Field(default=20_000_000, ge=1024)
+    session_lifetime_seconds: int = 14 * 24 * 3600
+
+    @model_validator(mode="after")
+    def _secret_and_cookies(self) -> "Settings":
+        if self.environment == "production":
+            if (
+                self.secret_key.strip().lower() in DEV_SECRET_PLACEHOLDERS
+                or len(self.secret_key) < 32
+            ):
+                raise ValueError(
+                    "SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            if self.cookie_secure is False:
+                raise ValueError(
+                    "COOKIE_SECURE=false is refused in production: cookies must be Secure"
+                )
+        elif not self.secret_key:
+            self.secret_key = _local_secret()
+        return self
+
+    @cached_property
+    def secure_cookies(self) -> bool:
+        """Secure cookies unless told otherwise, except in development over plain http."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return not (self.environment == "development" and self.base_url.startswith("http://"))
+
+    def cookie_name(self, name: str) -> str:
+        """`__Host-` cookies may only be set over https, so the prefix follows Secure."""
+        return f"__Host-{name}" if self.secure_cookies else name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def dev(self) -> bool:
+        return self.environment == "development"
+
+
+def _local_secret() -> str:
+    """In development, a random key kept in a local file so sessions survive restarts."""
+    if SECRET_FILE.exists():
+        return SECRET_FILE.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    SECRET_FILE.write_text(key)
+    SECRET_FILE.chmod(0o600)
+    return key
+
+
+settings = Settings()

@@ -1,0 +1,70 @@
+"""Small helpers for HTML forms: read fields, check an email, answer with inline errors."""
+
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.templating import render
+
+MAX_FIELD = 1024
+
+
+def email_problem(email: str) -> str | None:
+    if not email:
+        return "Enter your email address."
+    if len(email) > 254:
+        return "That email address is too long."
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return "Enter an email address like name@example.com."
+    return None
+
+
+def form_errors(
+    request: Request,
+    page: str,
+    partial: str,
+    errors: dict[str, str],
+    values: dict[str, Any],
+    **context: Any,
+) -> Response:
+    """The form again with its errors: the fragment to HTMX, the page otherwise (422 both)."""
+    ctx = {"errors": errors, "values": values, **context}
+    return render(request, page, ctx, partial=partial, status_code=422)
+
+
+def clip(value: str) -> str:
+    """Form fields are cut at a sane length before any work is done on them."""
+    return value[:MAX_FIELD]
+
+
+def validation_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's errors as {field: sentence}, the first per field, in our own words."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["msg"].startswith("Value error, "):  # pydantic's wording: use ours
+            message = FRIENDLY.get(field, message)
+        errors.setdefault(field, message)
+    return errors
+
+
+FRIENDLY = {
+    "mood": "Choose a mood from 1 to 5.",
+    "category_id": "Choose one of your categories.",
+    "day": "Enter a date like 2026-11-20.",
+    "amount": "Enter an amount like 12.50.",
+    "date_from": "Enter a date like 2026-11-20.",
+    "date_to": "Enter a date like 2026-11-20.",
+}
+
+
+def optional(value: object) -> str | None:
+    """An empty form field means 'not given'."""
+    text = str(value or "").strip()
+    return text or None

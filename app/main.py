@@ -1,0 +1,166 @@
+"""create_app(): settings, database, middleware, routers, static files and error pages."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
+
+from app.background import Background
+from app.config import ROOT, Settings
+from app.config import settings as default_settings
+from app.db import make_engine, make_sessionmaker
+from app.htmx import redirect
+from app.ratelimit import AuthLimiter
+from app.routes import (
+    api_auth,
+    api_categories,
+    api_entries,
+    api_export,
+    api_import,
+    api_stats,
+    api_users,
+    pages_auth,
+    pages_categories,
+    pages_entries,
+    pages_export,
+    pages_home,
+    pages_insights,
+    pages_settings,
+)
+from app.routes.docs import router as docs_router
+from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
+from app.templating import render
+from app.web import LoginRequired
+
+log = logging.getLogger("app")
+
+UPLOAD_PATHS = ("/api/v1/import", "/import/preview")
+# (prefix, router): the JSON API under /api/v1, then the HTML pages.
+ROUTERS: list[tuple[str, APIRouter]] = [
+    ("/api/v1", api_auth.router),
+    ("/api/v1", api_users.router),
+    ("/api/v1", api_entries.router),
+    ("/api/v1", api_categories.router),
+    ("/api/v1", api_stats.router),
+    ("/api/v1", api_export.router),
+    ("/api/v1", api_import.router),
+    ("", pages_home.router),
+    ("", pages_auth.router),
+    ("", pages_settings.router),
+    ("", pages_entries.router),
+    ("", pages_categories.router),
+    ("", pages_insights.router),
+    ("", pages_export.router),
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or default_settings
+    _configure_logging()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.background.drain()
+        await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="SuccessDiary API",
+        version="1.0.0",
+        description="The JSON API of SuccessDiary, a private diary of wins.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.limiter = AuthLimiter(settings.redis_url)
+    app.state.background = Background()
+
+    for prefix, router in ROUTERS:
+        app.include_router(router, prefix=prefix)
+    if settings.docs_enabled:
+        app.include_router(docs_router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    _add_error_handlers(app)
+
+    # Outermost last: request id, headers, size limit, origin, CSRF, flash session.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=settings.cookie_name("sd_flash"),
+        https_only=settings.secure_cookies,
+        same_site="lax",
+        max_age=None,
+    )
+    app.add_middleware(CSRF, settings=settings)
+    app.add_middleware(SameOrigin, settings=settings)
+    uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    return app
+
+
+def _configure_logging() -> None:
+    """The app's own lines (a dev verification code, mail failures) reach the console."""
+    app_log = logging.getLogger("app")
+    if not app_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        app_log.addHandler(handler)
+        app_log.setLevel(logging.INFO)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get(
+        "accept", ""
+    )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return redirect(request, f"/login?next={exc.next_url}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_json(request) or exc.status_code not in (404, 405):
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        return render(request, "errors/404.html", status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> Response:
+        log.error("database unavailable: %s", type(exc.orig).__name__)
+        if _wants_json(request):
+            return JSONResponse({"detail": "DATABASE_UNAVAILABLE"}, status_code=503)
+        return render(request, "errors/503.html", status_code=503)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        request_id = correlation_id.get() or ""
+        headers = {"X-Request-ID": request_id}
+        if _wants_json(request):
+            return JSONResponse(
+                {"detail": "INTERNAL_ERROR", "request_id": request_id}, 500, headers=headers
+            )
+        page = render(request, "errors/500.html", {"request_id": request_id}, status_code=500)
+        page.headers.update(headers)
+        return page

@@ -1,0 +1,11 @@
+"""Every table, imported once so the shared metadata is complete (Alembic reads it)."""
+
+from app.models.base import Base
+from app.models.category import Category
+from app.models.email_code import EmailCode
+from app.models.entry import Entry, EntryTag
+from app.models.user import AccessToken, User
+
+metadata = Base.metadata
+
+__all__ = ["AccessToken", "Category", "EmailCode", "Entry", "EntryTag", "User", "metadata"]

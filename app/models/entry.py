@@ -1,0 +1,54 @@
+"""Diary entries (wins) and their tags.
+
+Tags live twice on purpose: `entry.tags` (space-separated, for display and full-text search
+in the same row) and `entry_tag` rows (indexed, for filtering by tag). Money is stored in
+minor units of its currency so SQLite and PostgreSQL give exact, identical sums.
+Full-text search (SQLite FTS5 table with triggers, PostgreSQL tsvector + GIN) is created by
+the migration, not declared here: see alembic/versions and app.db.include_object.
+"""
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text
+from sqlmodel import Field, SQLModel
+
+from app.models.base import GUID, TIMESTAMPAware, utcnow
+
+
+class Entry(SQLModel, table=True):
+    __tablename__ = "entry"
+    __table_args__ = (
+        Index("ix_entry_user_day", "user_id", "day", "id"),
+        CheckConstraint("mood IS NULL OR (mood BETWEEN 1 AND 5)", name="ck_entry_mood"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: uuid.UUID = Field(sa_type=GUID, foreign_key="user.id", ondelete="CASCADE")
+    category_id: int | None = Field(
+        default=None, foreign_key="category.id", ondelete="SET NULL", index=True
+    )
+    day: date
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_type=Text)
+    body_html: str = Field(default="", sa_type=Text)
+    tags: str = Field(default="", max_length=1100)
+    mood: int | None = None
+    amount_minor: int | None = Field(default=None, sa_type=BigInteger)
+    currency: str | None = Field(default=None, max_length=3)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TIMESTAMPAware(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=TIMESTAMPAware(timezone=True))
+    deleted_at: datetime | None = Field(default=None, sa_type=TIMESTAMPAware(timezone=True))
+
+    @property
+    def tag_list(self) -> list[str]:
+        return self.tags.split()
+
+
+class EntryTag(SQLModel, table=True):
+    __tablename__ = "entry_tag"
+    __table_args__ = (Index("ix_entry_tag_user_tag", "user_id", "tag"),)
+
+    entry_id: int = Field(foreign_key="entry.id", ondelete="CASCADE", primary_key=True)
+    tag: str = Field(max_length=50, primary_key=True)
+    user_id: uuid.UUID = Field(sa_type=GUID, foreign_key="user.id", ondelete="CASCADE")

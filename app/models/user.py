@@ -1,0 +1,31 @@
+"""Accounts and their revocable sessions (fastapi-users tables)."""
+
+from datetime import datetime
+
+from fastapi_users_db_sqlalchemy import SQLAlchemyBaseUserTableUUID
+from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyBaseAccessTokenTableUUID
+from sqlalchemy import SmallInteger, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, TIMESTAMPAware, utcnow
+
+
+class User(SQLAlchemyBaseUserTableUUID, Base):
+    __tablename__ = "user"
+
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMPAware(timezone=True), default=utcnow, server_default=func.now(), nullable=False
+    )
+    # Preferences: how days, weeks and money are shown to this user.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    week_start: Mapped[int] = mapped_column(
+        SmallInteger, default=0, server_default="0"
+    )  # 0 Mon, 6 Sun
+    theme: Mapped[str] = mapped_column(String(6), default="system", server_default="system")
+    base_currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+
+
+class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):
+    """A session: only the SHA-256 of the token is stored, so a leaked table opens nothing."""
+
+    __tablename__ = "access_token"

@@ -1,0 +1,189 @@
+"""JSON API for accounts: register, verify, login/logout (cookie and bearer), password reset.
+
+Answers that could reveal whether an email is registered are the same for every email;
+the work that differs (creating the account, mailing) runs after the answer went out.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi_users.exceptions import (
+    InvalidPasswordException,
+    InvalidResetPasswordToken,
+    UserInactive,
+)
+
+from app.auth import User, current_user_token, password_helper, password_problem, session_cookie
+from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
+from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
+from app.services import accounts
+from app.web import after_response, client_ip
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+LoginForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+UserToken = Annotated[tuple[User, str], Depends(current_user_token)]
+
+CODE_SENT = "If this address can sign up, a 6-digit code is on its way to it."
+RESET_SENT = "If an account uses this address, a link to reset the password is on its way."
+
+
+def _errors(*pairs: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"description": text, "content": {"application/json": {"example": {"detail": text}}}}
+        for code, text in pairs
+    }
+
+
+def invalid_password(code: str, reason: str) -> HTTPException:
+    return HTTPException(422, {"code": code, "reason": reason})
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_errors((422, "REGISTER_INVALID_PASSWORD")),
+)
+async def register(body: Register, request: Request, settings: SettingsDep) -> Accepted:
+    """Start a registration. The answer is the same whether or not the email is taken;
+    a 6-digit code (or, for a taken address, a notice) is mailed to the address."""
+    problem = password_problem(body.password, body.email)
+    if problem:
+        raise invalid_password("REGISTER_INVALID_PASSWORD", problem)
+    password_hash = await run_in_threadpool(password_helper.hash, body.password)
+    after_response(
+        request,
+        lambda s: accounts.register(
+            session=s, email=body.email, password_hash=password_hash, secret=settings.secret_key
+        ),
+    )
+    return Accepted(message=CODE_SENT)
+
+
+@router.post("/request-code", status_code=status.HTTP_202_ACCEPTED)
+async def request_code(body: Email, request: Request, settings: SettingsDep) -> Accepted:
+    """Mail a new code to an unverified account (the old code stops working)."""
+    after_response(
+        request,
+        lambda s: accounts.request_code(session=s, email=body.email, secret=settings.secret_key),
+    )
+    return Accepted(message=CODE_SENT)
+
+
+@router.post(
+    "/verify",
+    responses=_errors((400, "VERIFY_CODE_INVALID"), (429, "TOO_MANY_ATTEMPTS")),
+)
+async def verify(
+    body: Verify, request: Request, session: SessionDep, limiter: LimiterDep, settings: SettingsDep
+) -> Accepted:
+    """Prove the address with the mailed code: 10 minutes, single use, 5 tries."""
+    result = await accounts.verify_code(
+        session=session,
+        limiter=limiter,
+        email=body.email,
+        code=body.code,
+        ip=client_ip(request),
+        secret=settings.secret_key,
+    )
+    if result is accounts.VerifyResult.RATE_LIMITED:
+        raise HTTPException(429, result.value)
+    if result is not accounts.VerifyResult.OK:
+        raise HTTPException(400, result.value)
+    return Accepted(status="verified", message="Your address is verified. You can sign in.")
+
+
+async def _login(
+    request: Request, form: OAuth2PasswordRequestForm, manager: Any, limiter: Any
+) -> User:
+    result, user = await accounts.login(
+        manager=manager,
+        limiter=limiter,
+        email=form.username,
+        password=form.password,
+        ip=client_ip(request),
+    )
+    if result is accounts.LoginResult.RATE_LIMITED:
+        raise HTTPException(429, result.value)
+    if result is not accounts.LoginResult.OK or user is None:
+        raise HTTPException(400, result.value)
+    return user
+
+
+LOGIN_ERRORS = _errors(
+    (400, "LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"), (429, "TOO_MANY_ATTEMPTS")
+)
+
+
+@router.post("/cookie/login", status_code=204, response_class=Response, responses=LOGIN_ERRORS)
+async def cookie_login(
+    request: Request,
+    form: LoginForm,
+    manager: UserManagerDep,
+    limiter: LimiterDep,
+    strategy: StrategyDep,
+) -> Response:
+    """Sign in a browser: the session is an HttpOnly cookie."""
+    user = await _login(request, form, manager, limiter)
+    return await session_cookie.get_login_response(await strategy.write_token(user))
+
+
+@router.post("/bearer/login", responses=LOGIN_ERRORS)
+async def bearer_login(
+    request: Request,
+    form: LoginForm,
+    manager: UserManagerDep,
+    limiter: LimiterDep,
+    strategy: StrategyDep,
+) -> Token:
+    """Sign in an API client: send the token as `Authorization: Bearer <token>`."""
+    user = await _login(request, form, manager, limiter)
+    return Token(access_token=await strategy.write_token(user))
+
+
+@router.post("/cookie/logout", status_code=204, response_class=Response)
+async def cookie_logout(user_token: UserToken, strategy: StrategyDep) -> Response:
+    """End this browser session for good (the token is deleted, not just forgotten)."""
+    user, token = user_token
+    await strategy.destroy_token(token, user)
+    return await session_cookie.get_logout_response()
+
+
+@router.post("/bearer/logout", status_code=204, response_class=Response)
+async def bearer_logout(user_token: UserToken, strategy: StrategyDep) -> Response:
+    """Revoke this bearer token."""
+    user, token = user_token
+    await strategy.destroy_token(token, user)
+    return Response(status_code=204)
+
+
+@router.post("/forgot-password", status_code=status.HTTP_202_ACCEPTED)
+async def forgot_password(body: Email, request: Request, settings: SettingsDep) -> Accepted:
+    """Mail a single-use reset link valid for one hour to the account, if there is one."""
+    after_response(
+        request,
+        lambda s: accounts.forgot_password(session=s, settings=settings, email=body.email),
+    )
+    return Accepted(message=RESET_SENT)
+
+
+@router.post(
+    "/reset-password",
+    responses=_errors((400, "RESET_PASSWORD_BAD_TOKEN"), (422, "RESET_PASSWORD_INVALID_PASSWORD")),
+)
+async def reset_password(
+    body: ResetPassword, manager: UserManagerDep, limiter: LimiterDep
+) -> Accepted:
+    """Set a new password with the emailed token; every session of the account ends."""
+    try:
+        user = await accounts.reset_password(
+            manager=manager, token=body.token, password=body.password
+        )
+    except (InvalidResetPasswordToken, UserInactive) as exc:
+        raise HTTPException(400, "RESET_PASSWORD_BAD_TOKEN") from exc
+    except InvalidPasswordException as exc:
+        raise invalid_password("RESET_PASSWORD_INVALID_PASSWORD", str(exc.reason)) from exc
+    await limiter.forget_login_failures(user.email)
+    return Accepted(status="reset", message="Your password has been changed. You can sign in.")

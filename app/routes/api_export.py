@@ -1,0 +1,33 @@
+"""Download everything: GET /api/v1/export?format=json|markdown|csv (streamed)."""
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from app.deps import CurrentUser
+from app.services.export import EXPORTERS, EXTENSIONS, MEDIA_TYPES
+
+router = APIRouter(tags=["export"])
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "The export file"}
+    },
+)
+async def export(
+    request: Request, user: CurrentUser, format: Literal["json", "markdown", "csv"] = "json"
+) -> StreamingResponse:
+    """Every entry, category, tag and preference. JSON is lossless and can be imported back;
+    Markdown is a zip with one file per entry (YAML front matter), a folder per year."""
+    stream = EXPORTERS[format](request.app.state.sessionmaker, user)
+    filename = f"successdiary-{date.today().isoformat()}.{EXTENSIONS[format]}"
+    return StreamingResponse(
+        stream,
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,59 @@
+"""POST /api/v1/import: our JSON, Day One (zip or json) or jrnl JSON; all of it or nothing."""
+
+from fastapi import APIRouter, HTTPException, Request, UploadFile
+from pydantic import BaseModel
+
+from app.deps import CurrentUser, SessionDep
+from app.services import importer
+from app.services.importer import ImportProblem
+
+
+class ImportResult(BaseModel):
+    source: str
+    entries: int
+    duplicates: int
+    new_categories: list[str]
+    imported: bool
+
+
+router = APIRouter(tags=["export"])
+
+
+async def read_upload(request: Request, file: UploadFile) -> bytes:
+    limit = request.app.state.settings.max_import_bytes
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise ImportProblem([f"{file.filename}: the file is larger than {limit // 1_000_000} MB."])
+    if not content:
+        raise ImportProblem([f"{file.filename or 'the file'}: it is empty."])
+    return content
+
+
+@router.post(
+    "/import",
+    responses={422: {"description": "IMPORT_INVALID: `errors` says which file, entry and field"}},
+)
+async def import_file(
+    request: Request,
+    file: UploadFile,
+    user: CurrentUser,
+    session: SessionDep,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Check the file and report what it holds (`dry_run=true`), or import it in one transaction.
+    Entries already in your diary (same day, title and body) are skipped."""
+    try:
+        content = await read_upload(request, file)
+        plan = importer.read_file(file.filename or "upload", content, user)
+    except ImportProblem as exc:
+        raise HTTPException(422, {"code": "IMPORT_INVALID", "errors": exc.errors}) from exc
+    plan = await importer.preview(session=session, user=user, plan=plan)
+    if not dry_run:
+        await importer.import_plan(session=session, user=user, plan=plan)
+    return ImportResult(
+        source=plan.source,
+        entries=len(plan.items),
+        duplicates=plan.duplicates,
+        new_categories=plan.new_categories,
+        imported=not dry_run,
+    )

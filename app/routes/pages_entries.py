@@ -1,0 +1,260 @@
+"""The diary pages: the list with quick-add, filters and search; detail; edit; delete with undo.
+
+HTMX gets fragments (the results, one entry, a form with its errors); a plain form gets a
+303 redirect or the page with errors, so every action works with JavaScript off.
+"""
+
+import re
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from app.deps import SessionDep
+from app.forms import optional, validation_errors
+from app.htmx import is_htmx, redirect
+from app.models import User
+from app.schemas import EntryCreate, EntryUpdate
+from app.services import categories, entries
+from app.services.entries import EntryProblem, Filters
+from app.templating import flash, render
+from app.web import PageUser
+
+router = APIRouter(include_in_schema=False)
+FIELDS = ("day", "title", "body", "category_id", "mood", "tags", "amount", "currency")
+
+
+def not_found() -> HTTPException:
+    return HTTPException(404)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.strip().lstrip("-").isdigit() else None
+
+
+def filters_from(request: Request) -> tuple[Filters, dict[str, str]]:
+    """Filters from the query string; unusable values are ignored (and shown back empty)."""
+    params = request.query_params
+    raw = {
+        k: params.get(k, "")[:200]
+        for k in ("q", "category_id", "tag", "mood", "date_from", "date_to")
+    }
+    mood = _int(raw["mood"])
+
+    def day(value: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+
+    filters = Filters(
+        q=raw["q"].strip(),
+        category_id=_int(raw["category_id"]),
+        tag=raw["tag"].strip().lstrip("#").lower() or None,
+        mood=mood if mood in range(1, 6) else None,
+        date_from=day(raw["date_from"]),
+        date_to=day(raw["date_to"]),
+    )
+    return filters, raw
+
+
+def entry_data(form: FormData, *, partial: bool) -> dict[str, Any]:
+    """A form's fields as the API schema expects them; blank optional fields mean 'none'."""
+    values = {name: str(form.get(name) or "") for name in FIELDS if name in form or not partial}
+    data: dict[str, Any] = {name: optional(value) for name, value in values.items()}
+    if "title" in values:
+        data["title"] = values["title"]
+    if "body" in values:
+        data["body"] = values["body"]
+    if "tags" in values:
+        data["tags"] = [t for t in re.split(r"[\s,]+", values["tags"]) if t]
+    return data
+
+
+async def _page_context(session: SessionDep, user: User, request: Request) -> dict[str, Any]:
+    filters, raw = filters_from(request)
+    cursor = request.query_params.get("cursor") or None
+    try:
+        page = await entries.list_entries(
+            session=session, user=user, filters=filters, cursor=cursor
+        )
+    except EntryProblem:
+        page = await entries.list_entries(session=session, user=user, filters=filters)
+    return {
+        "user": user,
+        "page": page,
+        "filters": filters,
+        "raw": raw,
+        "after_day": request.query_params.get("after", ""),
+        "categories": [
+            c.category for c in await categories.list_categories(session=session, user=user)
+        ],
+        "today": entries.today_for(user),
+    }
+
+
+def _form_context(
+    ctx: dict[str, Any], values: dict[str, Any] | None = None, errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    today = ctx["today"]
+    return {**ctx, "values": values or {"day": today.isoformat()}, "errors": errors or {}}
+
+
+@router.get("/entries")
+async def list_page(request: Request, user: PageUser, session: SessionDep) -> Response:
+    ctx = _form_context(await _page_context(session, user, request))
+    target = request.headers.get("hx-target", "")
+    partial = "entries/_page.html" if target.startswith("load-more") else "entries/_results.html"
+    return render(request, "entries/list.html", ctx, partial=partial)
+
+
+@router.get("/entries/new")
+async def new_page(request: Request, user: PageUser, session: SessionDep) -> Response:
+    ctx = {"user": user, "today": entries.today_for(user)}
+    ctx["categories"] = [
+        c.category for c in await categories.list_categories(session=session, user=user)
+    ]
+    return render(request, "entries/new.html", _form_context(ctx))
+
+
+@router.post("/entries")
+async def create(request: Request, user: PageUser, session: SessionDep) -> Response:
+    form = await request.form()
+    data = entry_data(form, partial=False)
+    try:
+        entry = await entries.create_entry(
+            session=session, user=user, data=EntryCreate.model_validate(data)
+        )
+    except ValidationError as exc:
+        return await _quick_add_errors(request, session, user, form, validation_errors(exc))
+    except EntryProblem as exc:
+        return await _quick_add_errors(request, session, user, form, {exc.field: exc.message})
+    if not is_htmx(request):
+        flash(request, f"Saved: {entry.title}")
+        return redirect(request, "/entries")
+    ctx = _form_context(await _page_context(session, user, request))
+    return render(
+        request, "entries/list.html", {**ctx, "fresh_form": True}, partial="entries/_results.html"
+    )
+
+
+async def _quick_add_errors(
+    request: Request, session: SessionDep, user: User, form: FormData, errors: dict[str, str]
+) -> Response:
+    values = {name: str(form.get(name) or "") for name in FIELDS}
+    ctx = _form_context(await _page_context(session, user, request), values, errors)
+    page = (
+        "entries/new.html"
+        if request.headers.get("referer", "").endswith("/entries/new")
+        else "entries/list.html"
+    )
+    response = render(request, page, ctx, partial="entries/_form.html", status_code=422)
+    if is_htmx(request):
+        response.headers["HX-Retarget"] = "#quick-add"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+async def _entry_context(session: SessionDep, user: User, entry_id: int) -> dict[str, Any]:
+    view = await entries.get_entry_view(session=session, user=user, entry_id=entry_id)
+    if view is None:
+        raise not_found()
+    return {"user": user, "view": view, "today": entries.today_for(user)}
+
+
+@router.get("/entries/{entry_id}")
+async def detail(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
+    ctx = await _entry_context(session, user, entry_id)
+    return render(request, "entries/detail.html", ctx, partial="entries/_entry.html")
+
+
+@router.get("/entries/{entry_id}/edit")
+async def edit_page(
+    request: Request, entry_id: int, user: PageUser, session: SessionDep
+) -> Response:
+    ctx = await _entry_context(session, user, entry_id)
+    entry = ctx["view"].entry
+    values = {
+        name: getattr(entry, name)
+        for name in ("day", "title", "body", "category_id", "mood", "currency")
+    }
+    values |= {"tags": " ".join(entry.tag_list), "amount": ctx["view"].amount}
+    ctx["categories"] = [
+        c.category for c in await categories.list_categories(session=session, user=user)
+    ]
+    return render(
+        request,
+        "entries/edit.html",
+        {**ctx, "values": values, "errors": {}},
+        partial="entries/_edit_form.html",
+    )
+
+
+@router.post("/entries/{entry_id}")
+async def update(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
+    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
+    if entry is None:
+        raise not_found()
+    form = await request.form()
+    try:
+        data = EntryUpdate.model_validate(entry_data(form, partial=True))
+        await entries.update_entry(session=session, user=user, entry=entry, data=data)
+    except (ValidationError, EntryProblem) as exc:  # nothing was changed
+        errors = (
+            validation_errors(exc) if isinstance(exc, ValidationError) else {exc.field: exc.message}
+        )
+        ctx = await _entry_context(session, user, entry_id)
+        ctx["categories"] = [
+            c.category for c in await categories.list_categories(session=session, user=user)
+        ]
+        values = {name: str(form.get(name) or "") for name in FIELDS}
+        return render(
+            request,
+            "entries/edit.html",
+            {**ctx, "values": values, "errors": errors},
+            partial="entries/_edit_form.html",
+            status_code=422,
+        )
+    if not is_htmx(request):
+        flash(request, "Changes saved.")
+        return redirect(request, f"/entries/{entry_id}")
+    return render(
+        request,
+        "entries/detail.html",
+        await _entry_context(session, user, entry_id),
+        partial="entries/_entry.html",
+    )
+
+
+@router.post("/entries/{entry_id}/delete")
+async def delete(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
+    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
+    if entry is None:
+        raise not_found()
+    await entries.delete_entry(session=session, user=user, entry=entry)
+    if is_htmx(request):
+        return render(
+            request, "entries/_deleted.html", {"entry": entry}, partial="entries/_deleted.html"
+        )
+    flash(request, f"Deleted: {entry.title}", "undo", entry_id=entry_id)
+    return redirect(request, "/entries")
+
+
+@router.post("/entries/{entry_id}/restore")
+async def restore(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
+    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id, deleted=True)
+    if entry is None:
+        raise not_found()
+    await entries.restore_entry(session=session, entry=entry)
+    if not is_htmx(request):
+        flash(request, f"Restored: {entry.title}")
+        return redirect(request, f"/entries#entry-{entry_id}")
+    return render(
+        request,
+        "entries/detail.html",
+        await _entry_context(session, user, entry_id),
+        partial="entries/_entry.html",
+    )

@@ -1,0 +1,27 @@
+"""Home page (a welcome for visitors, what comes next for members) and the health check."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+
+from app.deps import OptionalUser, SessionDep
+from app.templating import render
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def home(request: Request, user: OptionalUser) -> Response:
+    return render(request, "home.html" if user else "welcome.html", {"user": user})
+
+
+@router.get("/healthz", tags=["operations"])
+async def healthz(session: SessionDep) -> JSONResponse:
+    """200 when the database answers, 503 when it does not."""
+    try:
+        await session.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError):
+        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})

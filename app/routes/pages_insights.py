@@ -1,0 +1,89 @@
+"""Insight pages: the dashboard (charts fed by /api/v1/stats, a server-drawn heatmap) and
+the review page, a printable brag document for a week, month or year."""
+
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.deps import SessionDep
+from app.services import stats
+from app.services.entries import today_for
+from app.templating import render
+from app.web import PageUser
+
+router = APIRouter(include_in_schema=False)
+Period = Literal["week", "month", "year"]
+
+
+def heatmap_weeks(days: list[stats.HeatDay], week_start: int) -> list[list[stats.HeatDay | None]]:
+    """Columns of seven days (a week each) for the heatmap grid; padding cells are None."""
+    pad = (days[0].day.weekday() - week_start) % 7
+    cells: list[stats.HeatDay | None] = [None] * pad + list(days)
+    cells += [None] * (-len(cells) % 7)
+    return [cells[i : i + 7] for i in range(0, len(cells), 7)]
+
+
+def level(count: int) -> int:
+    return min(count, 4)
+
+
+@router.get("/dashboard")
+async def dashboard(
+    request: Request, user: PageUser, session: SessionDep, year: int | None = None
+) -> Response:
+    today = today_for(user)
+    year = year if year and 1900 <= year <= 2999 else today.year
+    summary = await stats.summary(session=session, user=user)
+    ctx: dict[str, Any] = {"user": user, "summary": summary, "today": today, "year": year}
+    if summary.total:
+        days = await stats.heatmap(session=session, user=user, year=year)
+        ctx |= {
+            "streaks": await stats.streaks(session=session, user=user),
+            "categories": await stats.by_category(session=session, user=user),
+            "on_this_day": await stats.on_this_day(session=session, user=user),
+            "weeks": heatmap_weeks(days, user.week_start),
+            "year_total": sum(d.count for d in days),
+            "active_days": sum(1 for d in days if d.count),
+            "level": level,
+        }
+    return render(request, "insights/dashboard.html", ctx)
+
+
+def _shift(period: Period, start: date, forward: bool) -> date:
+    if period == "week":
+        return start + timedelta(days=7 if forward else -7)
+    if period == "month":
+        return (
+            (start + timedelta(days=32)).replace(day=1)
+            if forward
+            else (start - timedelta(days=1)).replace(day=1)
+        )
+    return start.replace(year=start.year + (1 if forward else -1))
+
+
+@router.get("/review")
+async def review(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    period: Period = "month",
+    date: date | None = None,
+) -> Response:
+    anchor = date or today_for(user)
+    result = await stats.review(session=session, user=user, period=period, anchor=anchor)
+    names = {c.category_id: c for c in result.by_category}
+    groups: dict[int | None, list[Any]] = {}
+    for entry in result.entries:
+        groups.setdefault(entry.category_id, []).append(entry)
+    ctx = {
+        "user": user,
+        "period": period,
+        "review": result,
+        "groups": [(names[cid], groups.get(cid, [])) for cid in names],
+        "previous": _shift(period, result.start, False),
+        "next": _shift(period, result.start, True),
+        "today": today_for(user),
+    }
+    return render(request, "insights/review.html", ctx)

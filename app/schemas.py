@@ -1,0 +1,287 @@
+"""Request and response bodies of the JSON API (pydantic), with examples for /docs."""
+
+import re
+import uuid
+import zoneinfo
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from babel.numbers import list_currencies
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from app.services.text import text_problem
+
+TITLE_MAX = 200
+BODY_MAX = 100_000
+CATEGORY_NAME_MAX = 50
+CURRENCIES = frozenset(list_currencies())
+TIMEZONES = frozenset(zoneinfo.available_timezones())
+
+
+class Email(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
+    email: EmailStr = Field(max_length=254)
+
+
+class Register(Email):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "ada@example.com", "password": "quiet harbour lamp"}]
+        }
+    )
+
+    password: str = Field(max_length=1024)
+
+
+class Verify(Email):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ada@example.com", "code": "042917"}]}
+    )
+
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
+
+
+class ResetPassword(BaseModel):
+    token: str = Field(max_length=2048)
+    password: str = Field(max_length=1024)
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+    message: str
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    is_verified: bool
+    created_at: datetime
+
+
+class UserUpdate(BaseModel):
+    """Only the password can change here; anything else in the body is ignored."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"current_password": "quiet harbour lamp", "password": "bright copper kettle"}
+            ]
+        }
+    )
+
+    current_password: str = Field(max_length=1024)
+    password: str = Field(max_length=1024)
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
+
+
+# --- The diary --------------------------------------------------------------------------
+
+ENTRY_EXAMPLE: dict[str, Any] = {
+    "day": "2026-11-20",
+    "title": "Closed the Henderson deal",
+    "body": "Six weeks of work. The **follow-up call** did it. #sales",
+    "category_id": 1,
+    "mood": 5,
+    "tags": ["deal"],
+    "amount": "12500.00",
+    "currency": "EUR",
+}
+
+
+def _clean_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _title(value: str) -> str:
+    value = _clean_text(value).strip()
+    if not value:
+        raise ValueError("Give the win a title.")
+    if len(value) > TITLE_MAX:
+        raise ValueError(f"Use at most {TITLE_MAX} characters for the title ({len(value)} now).")
+    return value
+
+
+def _body(value: str) -> str:
+    if len(value) > BODY_MAX:
+        raise ValueError(f"Use at most {BODY_MAX:,} characters for the text ({len(value):,} now).")
+    return _clean_text(value).replace("\r\n", "\n")
+
+
+def _currency(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    code = value.strip().upper()
+    if code not in CURRENCIES:
+        raise ValueError(f"{code[:10]!r} is not an ISO 4217 currency code (like EUR or USD).")
+    return code
+
+
+class EntryFields(BaseModel):
+    """Fields shared by creating and changing an entry (all checked the same way)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    day: date | None = Field(default=None, description="Defaults to today in your time zone.")
+    title: str | None = None
+    body: str | None = None
+    category_id: int | None = None
+    mood: int | None = Field(default=None, ge=1, le=5)
+    tags: list[str] | None = Field(default=None, max_length=100)
+    amount: Decimal | None = Field(default=None, max_digits=18, decimal_places=4)
+    currency: str | None = None
+
+    _check_title = field_validator("title")(lambda v: None if v is None else _title(v))
+    _check_body = field_validator("body")(lambda v: None if v is None else _body(v))
+    _check_currency = field_validator("currency")(_currency)
+
+    @field_validator("day")
+    @classmethod
+    def _sane_day(cls, value: date | None) -> date | None:
+        if value is not None and not (date(1900, 1, 1) <= value <= date(2999, 12, 31)):
+            raise ValueError("Use a date between 1900 and 2999.")
+        return value
+
+
+class EntryCreate(EntryFields):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [ENTRY_EXAMPLE]})
+
+    title: str
+    _check_title = field_validator("title")(_title)
+
+
+class EntryUpdate(EntryFields):
+    """Only the fields sent change; send null to clear category, mood or money."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"mood": 4}]})
+
+
+class CategoryRef(BaseModel):
+    id: int
+    name: str
+    colour: str
+
+
+class EntryRead(BaseModel):
+    id: int
+    day: date
+    title: str
+    body: str
+    body_html: str = Field(description="The body as sanitised HTML.")
+    category: CategoryRef | None
+    mood: int | None
+    tags: list[str]
+    amount: Decimal | None
+    currency: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EntryPage(BaseModel):
+    items: list[EntryRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+def _category_name(value: str) -> str:
+    value = _clean_text(value).strip()
+    if not value:
+        raise ValueError("Give the category a name.")
+    if len(value) > CATEGORY_NAME_MAX:
+        raise ValueError(f"Use at most {CATEGORY_NAME_MAX} characters for the name.")
+    return value
+
+
+def _colour(value: str) -> str:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", value.strip()):
+        raise ValueError("Use a colour like #2563eb.")
+    return value.strip().lower()
+
+
+class CategoryCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Sport", "colour": "#16a34a"}]}
+    )
+
+    name: str
+    colour: str = "#64748b"
+    _check_name = field_validator("name")(_category_name)
+    _check_colour = field_validator("colour")(_colour)
+
+
+class CategoryUpdate(BaseModel):
+    name: str | None = None
+    colour: str | None = None
+    merge_into: int | None = Field(
+        default=None, description="Move every entry to this category and delete this one."
+    )
+    _check_name = field_validator("name")(lambda v: None if v is None else _category_name(v))
+    _check_colour = field_validator("colour")(lambda v: None if v is None else _colour(v))
+
+
+class CategoryRead(CategoryRef):
+    entry_count: int = 0
+
+
+class Preferences(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "timezone": "Europe/Paris",
+                    "week_start": 0,
+                    "theme": "system",
+                    "base_currency": "EUR",
+                }
+            ]
+        },
+    )
+
+    timezone: str
+    week_start: Literal[0, 6] = Field(description="0: weeks start on Monday, 6: on Sunday.")
+    theme: Literal["light", "dark", "system"]
+    base_currency: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in TIMEZONES:
+            raise ValueError(f"{value[:64]!r} is not a time zone name like Europe/Paris.")
+        return value
+
+    _check_currency = field_validator("base_currency")(
+        lambda v: _currency(v) or _raise("Choose a currency.")
+    )
+
+
+class PreferencesUpdate(BaseModel):
+    timezone: str | None = None
+    week_start: Literal[0, 6] | None = None
+    theme: Literal["light", "dark", "system"] | None = None
+    base_currency: str | None = None
+    _check_zone = field_validator("timezone")(
+        lambda v: None if v is None else Preferences._known_zone(v)
+    )
+    _check_currency = field_validator("base_currency")(_currency)
+
+
+def _raise(message: str) -> str:
+    raise ValueError(message)
+
+
+class DeleteAccount(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "quiet harbour lamp"}]})
+
+    password: str = Field(max_length=1024)

@@ -1,0 +1,344 @@
+"""Diary entries: write, change, delete with undo, list by day with filters, ranked search.
+
+Every query filters by the owner here; a missing or foreign id is simply not found.
+The list and search each run as one SQL statement (entries, their category, highlights).
+"""
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.numbers import get_currency_precision
+from markupsafe import Markup, escape
+from sqlalchemy import ColumnElement, Select, delete, exists, func, literal_column, select, table
+from sqlalchemy import column as sql_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.markdown import render
+from app.models import Category, Entry, EntryTag, User
+from app.models.base import utcnow
+from app.schemas import EntryCreate, EntryFields, EntryUpdate
+from app.services.categories import get_category
+from app.services.text import MARK_END, MARK_START, parse_tags
+
+UNDO_WINDOW = timedelta(minutes=10)
+PAGE_SIZE = 20
+FTS = table("entry_fts", sql_column("rowid"))
+FTS_TABLE: ColumnElement[str] = literal_column("entry_fts")
+PG_SEARCH: ColumnElement[str] = literal_column("entry.search")
+PG_HEADLINE = f"StartSel={MARK_START},StopSel={MARK_END},HighlightAll=true"
+PG_SNIPPET = PG_HEADLINE.replace("HighlightAll=true", "MaxWords=30,MinWords=12,MaxFragments=2")
+
+
+class EntryProblem(Exception):
+    """Input that cannot be stored: the field and a sentence saying why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Filters:
+    q: str = ""
+    category_id: int | None = None
+    tag: str | None = None
+    mood: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v not in (None, "") for v in vars(self).values())
+
+
+@dataclass
+class EntryView:
+    """An entry as shown: with its category and, in search results, highlighted text."""
+
+    entry: Entry
+    category: Category | None
+    title_html: Markup | None = None
+    snippet_html: Markup | None = None
+
+    @property
+    def amount(self) -> Decimal | None:
+        return from_minor(self.entry.amount_minor, self.entry.currency)
+
+
+@dataclass
+class Page:
+    items: list[EntryView]
+    next_cursor: str | None
+
+
+def today_for(user: User) -> date:
+    return datetime.now(ZoneInfo(user.timezone)).date()
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    places = get_currency_precision(currency)
+    minor = amount.scaleb(places)
+    if minor != minor.to_integral_value():
+        unit = "decimal place" if places == 1 else "decimal places"
+        raise EntryProblem("amount", f"Use at most {places} {unit} for {currency}.")
+    if abs(minor) >= 10**15:
+        raise EntryProblem("amount", "That amount is too large.")
+    return int(minor)
+
+
+def from_minor(minor: int | None, currency: str | None) -> Decimal | None:
+    if minor is None or currency is None:
+        return None
+    return Decimal(minor).scaleb(-get_currency_precision(currency))
+
+
+async def create_entry(*, session: AsyncSession, user: User, data: EntryCreate) -> Entry:
+    entry = Entry(user_id=user.id, day=data.day or today_for(user), title=data.title)
+    await _apply(session, user, entry, data, set(data.model_fields_set) | {"title", "body", "tags"})
+    session.add(entry)
+    await session.flush()
+    await _save_tags(session, user, entry)
+    await session.commit()
+    return entry
+
+
+async def update_entry(
+    *, session: AsyncSession, user: User, entry: Entry, data: EntryUpdate
+) -> Entry:
+    await _apply(session, user, entry, data, set(data.model_fields_set))
+    entry.updated_at = utcnow()
+    await _save_tags(session, user, entry)
+    await session.commit()
+    return entry
+
+
+async def _apply(
+    session: AsyncSession, user: User, entry: Entry, data: EntryFields, fields: set[str]
+) -> None:
+    """Check the sent fields (some need the database or each other), then copy them over.
+
+    Nothing on the entry changes unless every check passes.
+    """
+    wanted = data.category_id if "category_id" in fields else None
+    if wanted is not None and not await get_category(
+        session=session, user=user, category_id=wanted
+    ):
+        raise EntryProblem("category_id", "Choose one of your categories.")
+    changes: dict[str, object] = {
+        name: getattr(data, name)
+        for name in ("day", "title", "category_id", "mood")
+        if name in fields and not (name in ("day", "title") and getattr(data, name) is None)
+    }
+    body = (data.body or "") if "body" in fields else entry.body
+    if "body" in fields:
+        changes |= {"body": body, "body_html": render(body)}
+    if fields & {"tags", "body"}:
+        given = data.tags if "tags" in fields and data.tags is not None else entry.tag_list
+        try:
+            changes["tags"] = " ".join(parse_tags(given, body))
+        except ValueError as exc:
+            raise EntryProblem("tags", str(exc)) from exc
+    if fields & {"amount", "currency"}:
+        changes |= _money(user, entry, data, fields)
+    for name, value in changes.items():
+        setattr(entry, name, value)
+
+
+def _money(user: User, entry: Entry, data: EntryFields, fields: set[str]) -> dict[str, object]:
+    amount = data.amount if "amount" in fields else from_minor(entry.amount_minor, entry.currency)
+    if amount is None:
+        return {"amount_minor": None, "currency": None}
+    currency = (data.currency if "currency" in fields else entry.currency) or user.base_currency
+    return {"amount_minor": to_minor(amount, currency), "currency": currency}
+
+
+async def _save_tags(session: AsyncSession, user: User, entry: Entry) -> None:
+    await session.execute(delete(EntryTag).where(col(EntryTag.entry_id) == entry.id))
+    assert entry.id is not None
+    session.add_all(EntryTag(entry_id=entry.id, tag=tag, user_id=user.id) for tag in entry.tag_list)
+
+
+async def get_entry(
+    *, session: AsyncSession, user: User, entry_id: int, deleted: bool = False
+) -> Entry | None:
+    """The user's entry (or, with deleted=True, one deleted recently enough to undo)."""
+    stmt = select(Entry).where(col(Entry.id) == entry_id, col(Entry.user_id) == user.id)
+    gone = col(Entry.deleted_at).is_not(None) if deleted else col(Entry.deleted_at).is_(None)
+    return (await session.execute(stmt.where(gone))).scalar_one_or_none()
+
+
+async def get_entry_view(*, session: AsyncSession, user: User, entry_id: int) -> EntryView | None:
+    stmt = visible_entries(user).where(col(Entry.id) == entry_id)
+    row = (await session.execute(stmt)).first()
+    return EntryView(row[0], row[1]) if row else None
+
+
+async def delete_entry(*, session: AsyncSession, user: User, entry: Entry) -> None:
+    """Hide the entry at once; it can be restored for a while, then it is purged."""
+    entry.deleted_at = utcnow()
+    await session.execute(
+        delete(Entry).where(
+            col(Entry.user_id) == user.id, col(Entry.deleted_at) < utcnow() - UNDO_WINDOW
+        )
+    )
+    await session.commit()
+
+
+async def restore_entry(*, session: AsyncSession, entry: Entry) -> None:
+    entry.deleted_at = None
+    await session.commit()
+
+
+def visible_entries(user: User) -> Select[tuple[Entry, Category]]:
+    return (
+        select(Entry, Category)
+        .outerjoin(Category, col(Entry.category_id) == col(Category.id))
+        .where(col(Entry.user_id) == user.id, col(Entry.deleted_at).is_(None))
+    )
+
+
+def _filtered(stmt: Select, user: User, filters: Filters) -> Select:
+    if filters.category_id is not None:
+        stmt = stmt.where(col(Entry.category_id) == filters.category_id)
+    if filters.mood is not None:
+        stmt = stmt.where(col(Entry.mood) == filters.mood)
+    if filters.date_from is not None:
+        stmt = stmt.where(col(Entry.day) >= filters.date_from)
+    if filters.date_to is not None:
+        stmt = stmt.where(col(Entry.day) <= filters.date_to)
+    if filters.tag:
+        tagged = exists().where(
+            col(EntryTag.entry_id) == col(Entry.id),
+            col(EntryTag.user_id) == user.id,
+            col(EntryTag.tag) == filters.tag.lstrip("#").lower(),
+        )
+        stmt = stmt.where(tagged)
+    return stmt
+
+
+async def list_entries(
+    *,
+    session: AsyncSession,
+    user: User,
+    filters: Filters,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page:
+    """Newest first by day; with `filters.q`, ranked full-text search with highlights."""
+    terms = search_terms(filters.q)
+    if terms:
+        return await _search(session, user, filters, terms, cursor, limit)
+    stmt = _filtered(visible_entries(user), user, filters)
+    if cursor:
+        day, entry_id = _decode_day_cursor(cursor)
+        stmt = stmt.where(
+            (col(Entry.day) < day) | ((col(Entry.day) == day) & (col(Entry.id) < entry_id))
+        )
+    stmt = stmt.order_by(col(Entry.day).desc(), col(Entry.id).desc()).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    items = [EntryView(entry, category) for entry, category in rows[:limit]]
+    more = len(rows) > limit
+    last = items[-1].entry if items else None
+    next_cursor = _encode(f"d:{last.day.isoformat()}:{last.id}") if more and last else None
+    return Page(items, next_cursor)
+
+
+def search_terms(q: str) -> list[str]:
+    return re.findall(r"\w+", q)[:20]
+
+
+async def _search(
+    session: AsyncSession,
+    user: User,
+    filters: Filters,
+    terms: list[str],
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    offset = _decode_offset_cursor(cursor) if cursor else 0
+    stmt = _filtered(visible_entries(user), user, filters)
+    if session.get_bind().dialect.name == "sqlite":
+        stmt = _sqlite_search(stmt, terms)
+    else:
+        stmt = _postgres_search(stmt, filters.q, terms)
+    rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
+    items = [
+        EntryView(e, c, _marked(title), _marked(snippet)) for e, c, title, snippet in rows[:limit]
+    ]
+    next_cursor = _encode(f"o:{offset + limit}") if len(rows) > limit else None
+    return Page(items, next_cursor)
+
+
+def _sqlite_search(stmt: Select, terms: list[str]) -> Select:
+    """FTS5 with porter stemming: every word must match; the last one may be a prefix."""
+    match = " ".join(f'"{t}"' for t in terms) + "*"
+    return (
+        stmt.join(FTS, FTS.c.rowid == col(Entry.id))
+        .where(FTS_TABLE.op("MATCH")(match))
+        .add_columns(
+            func.highlight(FTS_TABLE, 0, MARK_START, MARK_END),
+            func.snippet(FTS_TABLE, 1, MARK_START, MARK_END, "…", 24),
+        )
+        .order_by(func.bm25(FTS_TABLE, 10.0, 1.0, 5.0), col(Entry.id).desc())
+    )
+
+
+def _postgres_search(stmt: Select, q: str, terms: list[str]) -> Select:
+    """tsvector ranking: plain words match as you type (the last a prefix), else websearch."""
+    query: ColumnElement[str]
+    if re.fullmatch(r"[\w\s]+", q):
+        query = func.to_tsquery("english", " & ".join(terms) + ":*")
+    else:
+        query = func.websearch_to_tsquery("english", q[:500])
+    return (
+        stmt.where(PG_SEARCH.op("@@")(query))
+        .add_columns(
+            func.ts_headline("english", col(Entry.title), query, PG_HEADLINE),
+            func.ts_headline("english", col(Entry.body), query, PG_SNIPPET),
+        )
+        .order_by(func.ts_rank(PG_SEARCH, query).desc(), col(Entry.id).desc())
+    )
+
+
+def _marked(text: str | None) -> Markup | None:
+    """Escape the text, then turn the search markers into <mark> elements."""
+    if not text:
+        return None
+    html = str(escape(text)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return Markup(html)  # noqa: S704 (escaped above; only our own <mark> tags are added)
+
+
+def _encode(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise EntryProblem("cursor", "This page link is not valid any more.") from exc
+
+
+def _decode_day_cursor(cursor: str) -> tuple[date, int]:
+    kind, _, rest = _decode(cursor).partition(":")
+    day, _, entry_id = rest.partition(":")
+    try:
+        if kind != "d":
+            raise ValueError
+        return date.fromisoformat(day), int(entry_id)
+    except ValueError as exc:
+        raise EntryProblem("cursor", "This page link is not valid any more.") from exc
+
+
+def _decode_offset_cursor(cursor: str) -> int:
+    kind, _, offset = _decode(cursor).partition(":")
+    if kind != "o" or not offset.isdigit() or int(offset) > 100_000:
+        raise EntryProblem("cursor", "This page link is not valid any more.")
+    return int(offset)

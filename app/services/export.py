@@ -1,0 +1,201 @@
+"""Export everything a user wrote: JSON (versioned, lossless), Markdown (zip), CSV.
+
+Each format is produced as a stream of byte chunks, reading entries 500 at a time in
+(day, id) order, so memory stays flat however large the diary is. The JSON document holds no
+ids and no export time, so export -> import into a fresh account -> export gives the same bytes.
+"""
+
+import csv
+import io
+import json
+import re
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from app.models import Category, Entry, User
+from app.services.entries import from_minor
+
+FORMAT = "successdiary"
+VERSION = 1
+BATCH = 500
+CSV_COLUMNS = [
+    "day",
+    "title",
+    "body",
+    "category",
+    "mood",
+    "tags",
+    "amount",
+    "currency",
+    "created_at",
+    "updated_at",
+]
+MEDIA_TYPES = {
+    "json": "application/json",
+    "markdown": "application/zip",
+    "csv": "text/csv; charset=utf-8",
+}
+EXTENSIONS = {"json": "json", "markdown": "zip", "csv": "csv"}
+
+
+def entry_record(entry: Entry, category: str | None) -> dict[str, Any]:
+    amount = from_minor(entry.amount_minor, entry.currency)
+    return {
+        "day": entry.day.isoformat(),
+        "title": entry.title,
+        "body": entry.body,
+        "category": category,
+        "mood": entry.mood,
+        "tags": entry.tag_list,
+        "amount": None if amount is None else str(amount),
+        "currency": entry.currency,
+        "created_at": entry.created_at.isoformat(),
+        "updated_at": entry.updated_at.isoformat(),
+    }
+
+
+async def _records(
+    maker: async_sessionmaker[AsyncSession], user: User
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Entries in (day, id) order, a batch at a time, each in its own short session."""
+    after: tuple[Any, int] | None = None
+    while True:
+        async with maker() as session:
+            stmt = (
+                select(Entry, col(Category.name))
+                .outerjoin(Category, col(Category.id) == col(Entry.category_id))
+                .where(col(Entry.user_id) == user.id, col(Entry.deleted_at).is_(None))
+                .order_by(col(Entry.day), col(Entry.id))
+                .limit(BATCH)
+            )
+            if after is not None:
+                day, last_id = after
+                stmt = stmt.where(
+                    (col(Entry.day) > day) | ((col(Entry.day) == day) & (col(Entry.id) > last_id))
+                )
+            rows = (await session.execute(stmt)).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        assert last.id is not None
+        after = (last.day, last.id)
+        yield [entry_record(entry, name) for entry, name in rows]
+
+
+async def _header(maker: async_sessionmaker[AsyncSession], user: User) -> dict[str, Any]:
+    async with maker() as session:
+        stmt = (
+            select(col(Category.name), col(Category.colour))
+            .where(col(Category.user_id) == user.id)
+            .order_by(col(Category.name))
+        )
+        categories = [{"name": n, "colour": c} for n, c in (await session.execute(stmt)).all()]
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "preferences": {
+            "timezone": user.timezone,
+            "week_start": user.week_start,
+            "theme": user.theme,
+            "base_currency": user.base_currency,
+        },
+        "categories": categories,
+    }
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=False)
+
+
+async def export_json(maker: async_sessionmaker[AsyncSession], user: User) -> AsyncIterator[bytes]:
+    header = await _header(maker, user)
+    head = ",\n".join(f"  {_dump(k)}: {_dump(v)}" for k, v in header.items())
+    yield ("{\n" + head + ',\n  "entries": [').encode()
+    first = True
+    async for batch in _records(maker, user):
+        lines = [
+            ("\n    " if first and i == 0 else ",\n    ") + _dump(r) for i, r in enumerate(batch)
+        ]
+        first = False
+        yield "".join(lines).encode()
+    yield ("\n  ]\n}\n" if not first else "]\n}\n").encode()
+
+
+async def export_csv(maker: async_sessionmaker[AsyncSession], user: User) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue().encode()
+    async for batch in _records(maker, user):
+        buffer.seek(0)
+        buffer.truncate()
+        for record in batch:
+            row = {**record, "tags": " ".join(record["tags"])}
+            writer.writerow(["" if row[c] is None else _csv_safe(str(row[c])) for c in CSV_COLUMNS])
+        yield buffer.getvalue().encode()
+
+
+def _csv_safe(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: make them plain text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only, unseekable sink: zipfile streams into it and we hand the bytes on."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^\w]+", "-", title.lower()).strip("-")[:60] or "entry"
+
+
+def markdown_file(record: dict[str, Any]) -> str:
+    front = {k: record[k] for k in CSV_COLUMNS if k != "body" and record[k] not in (None, [])}
+    return (
+        "---\n"
+        + yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
+        + "---\n\n"
+        + record["body"]
+        + "\n"
+    )
+
+
+async def export_markdown(
+    maker: async_sessionmaker[AsyncSession], user: User
+) -> AsyncIterator[bytes]:
+    sink = _Chunks()
+    names: set[str] = set()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        async for batch in _records(maker, user):
+            for record in batch:
+                base = f"{record['day'][:4]}/{record['day']}-{slug(record['title'])}"
+                name, n = f"{base}.md", 1
+                while name in names:
+                    n += 1
+                    name = f"{base}-{n}.md"
+                names.add(name)
+                archive.writestr(name, markdown_file(record))
+            yield sink.take()
+    yield sink.take()
+
+
+EXPORTERS = {"json": export_json, "csv": export_csv, "markdown": export_markdown}

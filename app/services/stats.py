@@ -1,0 +1,327 @@
+"""Insights computed in SQL (GROUP BY, one statement per figure), in the user's calendar.
+
+Entries carry the local date they belong to (`entry.day`, chosen in the user's time zone),
+so days never shift; weeks start on the user's week start; "today" is the user's today.
+Gaps in a timeline are filled with zero here, after the query.
+"""
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Date, Integer, cast, extract, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.models import Category, Entry, EntryTag, User
+from app.services.entries import EntryView, today_for, visible_entries
+
+Period = Literal["day", "week", "month"]
+MAX_TIMELINE_POINTS = 3700
+
+
+@dataclass
+class Summary:
+    total: int
+    this_week: int
+    this_month: int
+    active_categories: int
+
+
+@dataclass
+class Point:
+    start: date
+    count: int
+
+
+@dataclass
+class CategoryCount:
+    category_id: int | None
+    name: str
+    colour: str
+    count: int
+
+
+@dataclass
+class MoodPoint:
+    week_start: date
+    average: float
+    entries: int
+
+
+@dataclass
+class Streaks:
+    current: int
+    longest: int
+    longest_start: date | None
+    longest_end: date | None
+
+
+@dataclass
+class HeatDay:
+    day: date
+    count: int
+
+
+@dataclass
+class Review:
+    start: date
+    end: date
+    total: int
+    by_category: list[CategoryCount]
+    top_tags: list[tuple[str, int]]
+    average_mood: float | None
+    best_streak: int
+    entries: list[Any] = field(default_factory=list)
+
+
+def _sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _live(user: User) -> list[ColumnElement[bool]]:
+    return [col(Entry.user_id) == user.id, col(Entry.deleted_at).is_(None)]
+
+
+def week_start_of(day: date, week_start: int) -> date:
+    return day - timedelta(days=(day.weekday() - week_start) % 7)
+
+
+def _week_expr(session: AsyncSession, week_start: int) -> ColumnElement[Any]:
+    """The first day of each entry's week, in SQL (0 = Monday ... 6 = Sunday, like Python)."""
+    if _sqlite(session):
+        # strftime('%w') counts from Sunday = 0; Python's weekday() from Monday = 0.
+        back = (cast(func.strftime("%w", Entry.day), Integer) + 13 - week_start) % 7
+        return func.date(Entry.day, func.printf("-%d days", back))
+    back = (cast(extract("dow", col(Entry.day)), Integer) + 13 - week_start) % 7
+    return cast(col(Entry.day) - back, Date)
+
+
+def _month_expr(session: AsyncSession) -> ColumnElement[Any]:
+    if _sqlite(session):
+        return func.strftime("%Y-%m-01", Entry.day)
+    return cast(func.date_trunc("month", Entry.day), Date)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+async def summary(*, session: AsyncSession, user: User) -> Summary:
+    today = today_for(user)
+    week = week_start_of(today, user.week_start)
+    month = today.replace(day=1)
+    stmt = select(
+        func.count(),
+        func.count().filter(col(Entry.day) >= week, col(Entry.day) <= today),
+        func.count().filter(col(Entry.day) >= month, col(Entry.day) <= today),
+        func.count(func.distinct(col(Entry.category_id))).filter(col(Entry.day) >= month),
+    ).where(*_live(user))
+    total, this_week, this_month, active = (await session.execute(stmt)).one()
+    return Summary(total, this_week, this_month, active)
+
+
+async def timeline(
+    *, session: AsyncSession, user: User, period: Period, date_from: date, date_to: date
+) -> list[Point]:
+    """Wins per day, week or month between two dates, every period present (zero if empty)."""
+    bucket: ColumnElement[Any] = {
+        "day": lambda: col(Entry.day),
+        "week": lambda: _week_expr(session, user.week_start),
+        "month": lambda: _month_expr(session),
+    }[period]().label("bucket")
+    stmt = (
+        select(bucket, func.count())
+        .where(*_live(user), col(Entry.day) >= date_from, col(Entry.day) <= date_to)
+        .group_by(bucket)
+    )
+    counts = {_as_date(b): n for b, n in (await session.execute(stmt)).all()}
+    return [
+        Point(start, counts.get(start, 0)) for start in periods(period, date_from, date_to, user)
+    ]
+
+
+def periods(period: Period, date_from: date, date_to: date, user: User) -> list[date]:
+    if period == "day":
+        first, step = date_from, None
+    elif period == "week":
+        first, step = week_start_of(date_from, user.week_start), None
+    else:
+        first, step = date_from.replace(day=1), "month"
+    out: list[date] = []
+    current = first
+    while current <= date_to and len(out) < MAX_TIMELINE_POINTS:
+        out.append(current)
+        if step == "month":
+            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            current += timedelta(days=1 if period == "day" else 7)
+    return out
+
+
+async def by_category(
+    *, session: AsyncSession, user: User, date_from: date | None = None, date_to: date | None = None
+) -> list[CategoryCount]:
+    stmt = (
+        select(
+            col(Category.id), col(Category.name), col(Category.colour), func.count(col(Entry.id))
+        )
+        .select_from(Entry)
+        .outerjoin(Category, col(Category.id) == col(Entry.category_id))
+        .where(*_live(user), *_range(date_from, date_to))
+        .group_by(col(Category.id), col(Category.name), col(Category.colour))
+        .order_by(func.count(col(Entry.id)).desc(), col(Category.name))
+    )
+    return [
+        CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", n)
+        for cid, name, colour, n in (await session.execute(stmt)).all()
+    ]
+
+
+def _range(date_from: date | None, date_to: date | None) -> list[ColumnElement[bool]]:
+    clauses = []
+    if date_from is not None:
+        clauses.append(col(Entry.day) >= date_from)
+    if date_to is not None:
+        clauses.append(col(Entry.day) <= date_to)
+    return clauses
+
+
+async def mood_trend(
+    *, session: AsyncSession, user: User, date_from: date, date_to: date
+) -> list[MoodPoint]:
+    """Average mood per week (weeks without a mood are left out, not shown as zero)."""
+    week = _week_expr(session, user.week_start).label("week")
+    stmt = (
+        select(week, func.avg(col(Entry.mood)), func.count(col(Entry.mood)))
+        .where(*_live(user), col(Entry.mood).is_not(None), *_range(date_from, date_to))
+        .group_by(week)
+        .order_by(week)
+    )
+    return [
+        MoodPoint(_as_date(w), round(float(avg), 2), n)
+        for w, avg, n in (await session.execute(stmt)).all()
+    ]
+
+
+async def streaks(
+    *, session: AsyncSession, user: User, date_from: date | None = None, date_to: date | None = None
+) -> Streaks:
+    """Runs of consecutive days with at least one win (gaps and islands, in one statement)."""
+    days = (
+        select(col(Entry.day).label("day"))
+        .where(*_live(user), *_range(date_from, date_to))
+        .distinct()
+        .subquery()
+    )
+    number = func.row_number().over(order_by=days.c.day)
+    if _sqlite(session):
+        island = (func.julianday(days.c.day) - number).label("island")
+    else:
+        island = (days.c.day - cast(number, Integer)).label("island")
+    runs = select(days.c.day, island).subquery()
+    stmt = select(func.min(runs.c.day), func.max(runs.c.day), func.count()).group_by(runs.c.island)
+    islands = [(_as_date(a), _as_date(b), n) for a, b, n in (await session.execute(stmt)).all()]
+    if not islands:
+        return Streaks(0, 0, None, None)
+    start, end, longest = max(islands, key=lambda r: (r[2], r[1]))
+    today = date_to or today_for(user)
+    current = next((n for _, last, n in islands if last in (today, today - timedelta(days=1))), 0)
+    return Streaks(current, longest, start, end)
+
+
+async def heatmap(*, session: AsyncSession, user: User, year: int) -> list[HeatDay]:
+    """Wins per day of a calendar year (every day present)."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    stmt = (
+        select(col(Entry.day), func.count())
+        .where(*_live(user), col(Entry.day) >= first, col(Entry.day) <= last)
+        .group_by(col(Entry.day))
+    )
+    counts = {_as_date(d): n for d, n in (await session.execute(stmt)).all()}
+    return [
+        HeatDay(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0))
+        for i in range((last - first).days + 1)
+    ]
+
+
+async def on_this_day(
+    *, session: AsyncSession, user: User, today: date | None = None
+) -> list[EntryView]:
+    """Entries from this date in earlier years; on 28 February of a common year, 29 February too."""
+    today = today or today_for(user)
+    month_days = [today.strftime("%m-%d")]
+    if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):
+        month_days.append("02-29")
+    if _sqlite(session):
+        month_day = func.strftime("%m-%d", Entry.day)
+    else:
+        month_day = func.to_char(Entry.day, "MM-DD")
+    stmt = (
+        visible_entries(user)
+        .where(month_day.in_(month_days), col(Entry.day) < today.replace(month=1, day=1))
+        .order_by(col(Entry.day).desc(), col(Entry.id).desc())
+        .limit(20)
+    )
+    return [EntryView(e, c) for e, c in (await session.execute(stmt)).all()]
+
+
+def review_range(
+    period: Literal["week", "month", "year"], anchor: date, user: User
+) -> tuple[date, date]:
+    if period == "week":
+        start = week_start_of(anchor, user.week_start)
+        return start, start + timedelta(days=6)
+    if period == "month":
+        start = anchor.replace(day=1)
+        return start, start.replace(day=calendar.monthrange(start.year, start.month)[1])
+    return date(anchor.year, 1, 1), date(anchor.year, 12, 31)
+
+
+async def top_tags(
+    *, session: AsyncSession, user: User, date_from: date, date_to: date, limit: int = 10
+) -> list[tuple[str, int]]:
+    stmt = (
+        select(col(EntryTag.tag), func.count())
+        .join(Entry, col(Entry.id) == col(EntryTag.entry_id))
+        .where(*_live(user), *_range(date_from, date_to))
+        .group_by(col(EntryTag.tag))
+        .order_by(func.count().desc(), col(EntryTag.tag))
+        .limit(limit)
+    )
+    return [(tag, n) for tag, n in (await session.execute(stmt)).all()]
+
+
+async def average_mood(
+    *, session: AsyncSession, user: User, date_from: date, date_to: date
+) -> float | None:
+    stmt = select(func.avg(col(Entry.mood))).where(*_live(user), *_range(date_from, date_to))
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return None if value is None else round(float(value), 2)
+
+
+async def review(
+    *, session: AsyncSession, user: User, period: Literal["week", "month", "year"], anchor: date
+) -> Review:
+    """A brag document: the period's wins by category, top tags, mood and best streak."""
+    start, end = review_range(period, anchor, user)
+    categories = await by_category(session=session, user=user, date_from=start, date_to=end)
+    stmt = (
+        select(Entry)
+        .where(*_live(user), *_range(start, end))
+        .order_by(col(Entry.category_id), col(Entry.day), col(Entry.id))
+    )
+    items = list((await session.execute(stmt)).scalars())
+    return Review(
+        start=start,
+        end=end,
+        total=sum(c.count for c in categories),
+        by_category=categories,
+        top_tags=await top_tags(session=session, user=user, date_from=start, date_to=end),
+        average_mood=await average_mood(session=session, user=user, date_from=start, date_to=end),
+        best_streak=(
+            await streaks(session=session, user=user, date_from=start, date_to=end)
+        ).longest,
+        entries=items,
+    )

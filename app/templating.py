@@ -1,0 +1,71 @@
+"""Jinja2 environment and the one render helper every page uses."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from babel.numbers import format_currency
+from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.config import ROOT
+from app.htmx import is_htmx
+
+templates = Jinja2Templates(directory=ROOT / "templates")
+
+
+def csrf_token(request: Request) -> str:
+    get_token = request.scope.get("csrftoken")
+    return get_token() if get_token else ""
+
+
+def flash(request: Request, message: str, kind: str = "success", **extra: object) -> None:
+    # Assign (not append in place) so the session middleware sees the change and saves it.
+    flashes = [*request.session.get("flashes", []), {"kind": kind, "message": message, **extra}]
+    request.session["flashes"] = flashes
+
+
+def pop_flashes(request: Request) -> list[dict[str, str]]:
+    if "session" not in request.scope:
+        return []
+    return request.session.pop("flashes", [])
+
+
+def render(
+    request: Request,
+    page: str,
+    context: dict[str, Any] | None = None,
+    *,
+    partial: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The fragment to HTMX, the whole page to everyone else."""
+    htmx = partial is not None and is_htmx(request)
+    ctx: dict[str, Any] = {"user": None, **(context or {})}
+    if not htmx:
+        ctx["flashes"] = pop_flashes(request)
+    response = templates.TemplateResponse(
+        request, partial if htmx and partial else page, ctx, status_code=status_code
+    )
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def money(amount: Decimal | None, currency: str | None) -> str:
+    if amount is None or currency is None:
+        return ""
+    return format_currency(amount, currency, locale="en")
+
+
+def day_label(day: date, today: date | None = None) -> str:
+    if today is not None and day == today:
+        return "Today"
+    if today is not None and day == today - timedelta(days=1):
+        return "Yesterday"
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+templates.env.globals["csrf_token"] = csrf_token
+templates.env.filters["money"] = money
+templates.env.filters["day_label"] = day_label

@@ -1,0 +1,173 @@
+"""Shared fixtures: one app per database backend, a real SMTP server, alice and bob.
+
+Every test runs on SQLite; with TEST_DATABASE_URL set it runs on PostgreSQL too. Tables
+are emptied after each test, rate limits and background mail are reset with them.
+"""
+
+import asyncio
+import os
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import ROOT, Settings
+from app.main import create_app
+from app.models import User, metadata
+from tests.factories import make_user
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Mailbox:
+    """Messages caught by the test SMTP server."""
+
+    port: int = 0
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append(msg)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+    def last_to(self, address: str) -> EmailMessage:
+        found = self.to(address)
+        assert found, f"no mail to {address}; mail went to {[m['To'] for m in self.messages]}"
+        return found[-1]
+
+    def code_for(self, address: str) -> str:
+        text_part = self.last_to(address).get_body(("plain",))
+        assert text_part is not None
+        match = re.search(r"\b(\d{6})\b", text_part.get_content())
+        assert match, "no 6-digit code in the mail"
+        return match.group(1)
+
+    def link_for(self, address: str, path: str) -> str:
+        body = self.last_to(address).get_body(("plain",))
+        assert body is not None
+        match = re.search(rf"https?://\S+({re.escape(path)}\S*)", body.get_content())
+        assert match, f"no {path} link in the mail"
+        return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox(port=free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "postgresql":
+        return os.environ["TEST_DATABASE_URL"]
+    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def make_settings(db_url: str, smtp_port: int, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "development",
+        "database_url": db_url,
+        "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+        "base_url": "http://testserver",
+        "smtp_port": smtp_port,
+        "smtp_timeout": 3.0,
+        "cookie_secure": False,
+        "redis_url": None,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(db_url: str, mailbox: Mailbox) -> Settings:
+    return make_settings(db_url, mailbox.port)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    engine: AsyncEngine = application.state.engine
+    if not settings.is_sqlite:  # a database left by an earlier run starts empty again
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            await conn.exec_driver_sql("CREATE SCHEMA public")
+    # The schema comes from the migrations, as in production (search triggers included).
+    await asyncio.to_thread(command.upgrade, alembic_config(settings.database_url), "head")
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def _clean(request: pytest.FixtureRequest, mailbox: Mailbox) -> AsyncIterator[None]:
+    """Empty every table, the rate limits and the mailbox after each test that used the app."""
+    mailbox.messages.clear()
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: FastAPI = request.getfixturevalue("app")
+    await application.state.background.drain()
+    await application.state.limiter.reset()
+    async with application.state.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(table.delete())
+    mailbox.messages.clear()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def session(app: FastAPI) -> AsyncIterator[Any]:
+    async with app.state.sessionmaker() as s:
+        yield s
+
+
+@pytest.fixture
+async def alice(session: Any) -> User:
+    return await make_user(session, "alice@example.com")
+
+
+@pytest.fixture
+async def bob(session: Any) -> User:
+    return await make_user(session, "bob@example.com")
+
+
+async def settle(app: FastAPI) -> None:
+    """Let the answer's background work (account changes and mail) finish."""
+    await app.state.background.drain()
+    await asyncio.sleep(0)
