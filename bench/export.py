@@ -78,9 +78,12 @@ def rss_kb(pid: int) -> int:
 async def download(base: str, token: str, fmt: str, pid: int) -> tuple[float, int, int]:
     peak, size = rss_kb(pid), 0
     start = time.perf_counter()
-    async with httpx.AsyncClient(
-        base_url=base, timeout=300, headers={"Authorization": f"Bearer {token}"}
-    ) as client, client.stream("GET", f"/api/v1/export?format={fmt}") as response:
+    async with (
+        httpx.AsyncClient(
+            base_url=base, timeout=300, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+        client.stream("GET", f"/api/v1/export?format={fmt}") as response,
+    ):
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             peak = max(peak, rss_kb(pid))
