@@ -1,5 +1,6 @@
 """Every table, imported once so the shared metadata is complete (Alembic reads it)."""
 
+from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.category import Category
 from app.models.email_code import EmailCode
@@ -8,4 +9,13 @@ from app.models.user import AccessToken, User
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "Category", "EmailCode", "Entry", "EntryTag", "User", "metadata"]
+__all__ = [
+    "AccessToken",
+    "AuditEvent",
+    "Category",
+    "EmailCode",
+    "Entry",
+    "EntryTag",
+    "User",
+    "metadata",
+]
