@@ -9,7 +9,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
@@ -19,6 +20,8 @@ from app.config import ROOT, Settings
 from app.config import settings as default_settings
 from app.db import make_engine, make_sessionmaker
 from app.htmx import redirect
+from app.observability import Observe, configure_logging, watch_pool
+from app.observability import router as metrics_router
 from app.ratelimit import AuthLimiter
 from app.routes import (
     api_auth,
@@ -37,12 +40,17 @@ from app.routes import (
     pages_settings,
 )
 from app.routes.docs import router as docs_router
+from app.schemas import document_unreadable_bodies
 from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
 from app.templating import render
 from app.web import LoginRequired
 
 log = logging.getLogger("app")
 
+# Raised where a session first touches a database that is down, hangs (connect timeout) or
+# is saturated (no pooled connection within pool_timeout): the user gets a 503, not a 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+RETRY_AFTER_SECONDS = "30"
 UPLOAD_PATHS = ("/api/v1/import", "/import/preview")
 # (prefix, router): the JSON API under /api/v1, then the HTML pages.
 ROUTERS: list[tuple[str, APIRouter]] = [
@@ -65,7 +73,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or default_settings
-    _configure_logging()
+    configure_logging(settings.json_logs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,13 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    watch_pool(app.state.engine)
     app.state.limiter = AuthLimiter(settings.redis_url)
     app.state.background = Background()
 
     for prefix, router in ROUTERS:
         app.include_router(router, prefix=prefix)
+    app.include_router(metrics_router)  # public like /healthz (METRICS_TOKEN guards it)
     if settings.docs_enabled:
         app.include_router(docs_router)
+    plain_openapi = app.openapi
+    app.openapi = lambda: document_unreadable_bodies(plain_openapi())  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     _add_error_handlers(app)
 
@@ -109,18 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(Observe)  # inside the request id: access lines carry it
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
-
-
-def _configure_logging() -> None:
-    """The app's own lines (a dev verification code, mail failures) reach the console."""
-    app_log = logging.getLogger("app")
-    if not app_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        app_log.addHandler(handler)
-        app_log.setLevel(logging.INFO)
 
 
 def _wants_json(request: Request) -> bool:
@@ -145,12 +148,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: OperationalError) -> Response:
-        log.error("database unavailable: %s", type(exc.orig).__name__)
+    async def database_down(request: Request, exc: Exception) -> Response:
+        log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
         if _wants_json(request):
-            return JSONResponse({"detail": "DATABASE_UNAVAILABLE"}, status_code=503)
-        return render(request, "errors/503.html", status_code=503)
+            return JSONResponse({"detail": "DATABASE_UNAVAILABLE"}, 503, headers=headers)
+        page = render(request, "errors/503.html", status_code=503)
+        page.headers.update(headers)
+        return page
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_down)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:

@@ -5,7 +5,7 @@ import uuid
 import zoneinfo
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -17,6 +17,31 @@ BODY_MAX = 100_000
 CATEGORY_NAME_MAX = 50
 CURRENCIES = frozenset(list_currencies())
 TIMEZONES = frozenset(zoneinfo.available_timezones())
+# Row ids are INTEGER columns: a larger number can name no row, and must not reach the driver.
+ID_MAX = 2_147_483_647
+RowId = Annotated[int, Field(ge=1, le=ID_MAX)]
+# A body the server cannot even parse (not UTF-8 JSON, a broken multipart form) gets 400.
+UNREADABLE_BODY: dict[str, Any] = {
+    "description": "The body could not be read: not UTF-8 JSON, or a broken multipart form.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"detail": {"type": "string"}},
+                "required": ["detail"],
+            }
+        }
+    },
+}
+
+
+def document_unreadable_bodies(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the 400 answer to every operation that takes a body (FastAPI leaves it out)."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("400", UNREADABLE_BODY)
+    return openapi
 
 
 class Email(BaseModel):
@@ -135,7 +160,7 @@ class EntryFields(BaseModel):
     day: date | None = Field(default=None, description="Defaults to today in your time zone.")
     title: str | None = None
     body: str | None = None
-    category_id: int | None = None
+    category_id: RowId | None = None
     mood: int | None = Field(default=None, ge=1, le=5)
     tags: list[str] | None = Field(default=None, max_length=100)
     amount: Decimal | None = Field(default=None, max_digits=18, decimal_places=4)
@@ -223,7 +248,7 @@ class CategoryCreate(BaseModel):
 class CategoryUpdate(BaseModel):
     name: str | None = None
     colour: str | None = None
-    merge_into: int | None = Field(
+    merge_into: RowId | None = Field(
         default=None, description="Move every entry to this category and delete this one."
     )
     _check_name = field_validator("name")(lambda v: None if v is None else _category_name(v))

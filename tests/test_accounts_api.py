@@ -1,14 +1,12 @@
 """The accounts JSON API: register, verify, sign in and out, reset and change password."""
 
 import httpx
-import pytest
-import time_machine
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.models import AccessToken, EmailCode, User
+from app.models import User
 from tests.conftest import Mailbox, settle
-from tests.factories import PASSWORD, bearer_token, csrf_token, make_user
+from tests.factories import PASSWORD, bearer_token, make_user
 
 NEW_PASSWORD = "bright copper kettle whistles"
 
@@ -132,58 +130,6 @@ async def test_request_code_answers_the_same_for_everyone(client, app, alice, ma
     assert mailbox.messages == [], "verified and unknown accounts get no code"
 
 
-async def test_a_resend_kills_the_old_code(client, app, mailbox: Mailbox):
-    await register(client, app, "fay@example.com")
-    old = mailbox.code_for("fay@example.com")
-    await client.post("/api/v1/auth/request-code", json={"email": "fay@example.com"})
-    await settle(app)
-    new = mailbox.code_for("fay@example.com")
-
-    if old != new:
-        refused = await client.post(
-            "/api/v1/auth/verify", json={"email": "fay@example.com", "code": old}
-        )
-        assert refused.status_code == 400
-    accepted = await client.post(
-        "/api/v1/auth/verify", json={"email": "fay@example.com", "code": new}
-    )
-    assert accepted.status_code == 200
-
-
-async def test_a_code_is_single_use(client, app, mailbox: Mailbox):
-    await register(client, app, "gus@example.com")
-    code = mailbox.code_for("gus@example.com")
-    body = {"email": "gus@example.com", "code": code}
-    assert (await client.post("/api/v1/auth/verify", json=body)).status_code == 200
-    assert (await client.post("/api/v1/auth/verify", json=body)).status_code == 400
-
-
-async def test_alices_code_never_verifies_bob(client, app, mailbox: Mailbox, session):
-    await register(client, app, "alice2@example.com")
-    await register(client, app, "bob2@example.com")
-    code = mailbox.code_for("alice2@example.com")
-    while mailbox.code_for("bob2@example.com") == code:  # one chance in a million: draw again
-        await client.post("/api/v1/auth/request-code", json={"email": "bob2@example.com"})
-        await settle(app)
-    response = await client.post(
-        "/api/v1/auth/verify", json={"email": "bob2@example.com", "code": code}
-    )
-    assert response.status_code == 400
-    assert await count(session, User, is_verified=True) == 0
-
-
-@pytest.mark.parametrize(("minutes", "status"), [(9 * 60 + 59, 200), (10 * 60 + 1, 400)])
-async def test_a_code_lives_ten_minutes(client, app, mailbox: Mailbox, minutes, status):
-    with time_machine.travel("2026-05-01 12:00:00+00:00", tick=False) as clock:
-        await register(client, app, "hal@example.com")
-        code = mailbox.code_for("hal@example.com")
-        clock.shift(minutes)
-        response = await client.post(
-            "/api/v1/auth/verify", json={"email": "hal@example.com", "code": code}
-        )
-    assert response.status_code == status
-
-
 async def test_a_code_dies_after_five_wrong_tries(client, app, mailbox: Mailbox):
     await register(client, app, "ida@example.com")
     code = mailbox.code_for("ida@example.com")
@@ -219,14 +165,6 @@ async def test_an_account_gets_at_most_ten_wrong_codes_a_day(client, app, mailbo
     assert response.json() == {"detail": "TOO_MANY_ATTEMPTS"}
 
 
-async def test_codes_are_stored_only_as_hashes(client, app, mailbox: Mailbox, session):
-    await register(client, app, "kim@example.com")
-    code = mailbox.code_for("kim@example.com")
-    row = (await session.execute(select(EmailCode))).scalar_one()
-    assert code not in row.code_hash
-    assert len(row.code_hash) == 64
-
-
 async def test_login_answers_the_same_for_a_wrong_password_and_an_unknown_email(client, alice):
     wrong = await client.post(
         "/api/v1/auth/bearer/login", data={"username": "alice@example.com", "password": "nope nope"}
@@ -245,76 +183,6 @@ async def test_an_unverified_account_cannot_sign_in(client, session):
     )
     assert response.status_code == 400
     assert response.json() == {"detail": "LOGIN_USER_NOT_VERIFIED"}
-
-
-async def test_logout_revokes_the_bearer_token(client, alice):
-    token = await bearer_token(client, "alice@example.com")
-    auth = {"Authorization": f"Bearer {token}"}
-    assert (await client.post("/api/v1/auth/bearer/logout", headers=auth)).status_code == 204
-    assert (await client.get("/api/v1/users/me", headers=auth)).status_code == 401
-
-
-async def test_cookie_login_and_logout_revoke_the_cookie(client, alice, session):
-    response = await client.post(
-        "/api/v1/auth/cookie/login", data={"username": "alice@example.com", "password": PASSWORD}
-    )
-    assert response.status_code == 204
-    cookie = client.cookies["sd_session"]
-    assert (await client.get("/api/v1/users/me")).status_code == 200
-    token = await csrf_token(client)
-
-    assert (
-        await client.post("/api/v1/auth/cookie/logout", headers={"x-csrftoken": token})
-    ).status_code == 204
-
-    client.cookies.set("sd_session", cookie)
-    assert (await client.get("/api/v1/users/me")).status_code == 401
-    assert await count(session, AccessToken) == 0
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        "not-a-token",
-        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIn0.",  # alg=none
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",  # bad signature
-        "x" * 5000,
-    ],
-)
-async def test_a_forged_token_is_refused(client, alice, token):
-    response = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401
-
-
-async def test_a_token_expires(client, app, alice):
-    with time_machine.travel("2026-05-01 12:00:00+00:00", tick=False) as clock:
-        token = await bearer_token(client, "alice@example.com")
-        clock.shift(app.state.settings.session_lifetime_seconds + 1)
-        response = await client.get(
-            "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
-        )
-    assert response.status_code == 401
-
-
-async def test_changing_the_password_revokes_every_session(client, alice):
-    tokens = [await bearer_token(client, "alice@example.com") for _ in range(2)]
-    response = await client.patch(
-        "/api/v1/users/me",
-        json={
-            "current_password": PASSWORD,
-            "password": NEW_PASSWORD,
-            "email": "x@example.com",
-            "is_superuser": True,
-        },
-        headers={"Authorization": f"Bearer {tokens[0]}"},
-    )
-    assert response.status_code == 200
-    assert response.json()["email"] == "alice@example.com"
-    for token in tokens:
-        assert (
-            await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
-        ).status_code == 401
-    assert await bearer_token(client, "alice@example.com", NEW_PASSWORD)
 
 
 async def test_changing_the_password_needs_the_current_one(client, alice):
@@ -346,38 +214,6 @@ async def test_forgot_password_answers_the_same_for_everyone(client, app, alice,
 async def reset_token(mailbox: Mailbox, email: str) -> str:
     link = mailbox.link_for(email, "/reset-password")
     return httpx.URL(link).params["token"]
-
-
-async def test_reset_password_works_once_and_revokes_sessions(client, app, alice, mailbox: Mailbox):
-    session_token = await bearer_token(client, "alice@example.com")
-    await forgot(client, app, "alice@example.com")
-    token = await reset_token(mailbox, "alice@example.com")
-
-    done = await client.post(
-        "/api/v1/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}
-    )
-    again = await client.post(
-        "/api/v1/auth/reset-password", json={"token": token, "password": "another fine phrase here"}
-    )
-
-    assert done.status_code == 200
-    assert again.status_code == 400
-    assert again.json() == {"detail": "RESET_PASSWORD_BAD_TOKEN"}
-    assert (
-        await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {session_token}"})
-    ).status_code == 401
-    assert await bearer_token(client, "alice@example.com", NEW_PASSWORD)
-
-
-async def test_a_reset_link_expires_after_an_hour(client, app, alice, mailbox: Mailbox):
-    with time_machine.travel("2026-05-01 12:00:00+00:00", tick=False) as clock:
-        await forgot(client, app, "alice@example.com")
-        token = await reset_token(mailbox, "alice@example.com")
-        clock.shift(3601)
-        response = await client.post(
-            "/api/v1/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}
-        )
-    assert response.status_code == 400
 
 
 async def test_reset_refuses_a_weak_password(client, app, alice, mailbox: Mailbox):

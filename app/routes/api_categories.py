@@ -1,16 +1,17 @@
 """JSON API for categories: list with counts, create, rename/recolour/merge, delete."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from app.deps import CurrentUser, SessionDep
 from app.models import Category
-from app.schemas import CategoryCreate, CategoryRead, CategoryUpdate
+from app.schemas import ID_MAX, CategoryCreate, CategoryRead, CategoryUpdate
 from app.services import categories
 from app.services.categories import CategoryProblem
 
 router = APIRouter(prefix="/categories", tags=["categories"])
+CategoryId = Annotated[int, Path(ge=1, le=ID_MAX)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "CATEGORY_NOT_FOUND: no such category among yours"}
 }
@@ -58,7 +59,7 @@ async def create_category(
 
 @router.patch("/{category_id}", responses=NOT_FOUND)
 async def update_category(
-    category_id: int, body: CategoryUpdate, user: CurrentUser, session: SessionDep
+    category_id: CategoryId, body: CategoryUpdate, user: CurrentUser, session: SessionDep
 ) -> CategoryRead:
     """Rename or recolour; with `merge_into`, move every entry there and delete this category."""
     category = await _owned(session, user, category_id)
@@ -77,7 +78,9 @@ async def update_category(
 
 
 @router.delete("/{category_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
-async def delete_category(category_id: int, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_category(
+    category_id: CategoryId, user: CurrentUser, session: SessionDep
+) -> Response:
     """Delete the category; its entries stay, uncategorised."""
     category = await _owned(session, user, category_id)
     await categories.delete_category(session=session, user=user, category=category)

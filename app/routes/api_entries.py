@@ -3,14 +3,15 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from app.deps import CurrentUser, SessionDep
-from app.schemas import CategoryRef, EntryCreate, EntryPage, EntryRead, EntryUpdate
+from app.schemas import ID_MAX, CategoryRef, EntryCreate, EntryPage, EntryRead, EntryUpdate
 from app.services import entries
 from app.services.entries import EntryProblem, EntryView, Filters
 
 router = APIRouter(prefix="/entries", tags=["entries"])
+EntryId = Annotated[int, Path(ge=1, le=ID_MAX)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "ENTRY_NOT_FOUND: no such entry among yours"}
 }
@@ -55,7 +56,7 @@ async def list_entries(
     user: CurrentUser,
     session: SessionDep,
     q: Annotated[str, Query(max_length=500, description="Full-text search, ranked")] = "",
-    category_id: int | None = None,
+    category_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     tag: Annotated[str | None, Query(max_length=51)] = None,
     mood: Annotated[int | None, Query(ge=1, le=5)] = None,
     date_from: date | None = None,
@@ -88,13 +89,13 @@ async def create_entry(body: EntryCreate, user: CurrentUser, session: SessionDep
 
 
 @router.get("/{entry_id}", responses=NOT_FOUND)
-async def read_entry(entry_id: int, user: CurrentUser, session: SessionDep) -> EntryRead:
+async def read_entry(entry_id: EntryId, user: CurrentUser, session: SessionDep) -> EntryRead:
     return entry_read(await _view(session, user, entry_id))
 
 
 @router.patch("/{entry_id}", responses=NOT_FOUND)
 async def update_entry(
-    entry_id: int, body: EntryUpdate, user: CurrentUser, session: SessionDep
+    entry_id: EntryId, body: EntryUpdate, user: CurrentUser, session: SessionDep
 ) -> EntryRead:
     """Change the fields you send; the others stay as they are."""
     entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
@@ -108,7 +109,7 @@ async def update_entry(
 
 
 @router.delete("/{entry_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
-async def delete_entry(entry_id: int, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_entry(entry_id: EntryId, user: CurrentUser, session: SessionDep) -> Response:
     entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
     if entry is None:
         raise HTTPException(404, "ENTRY_NOT_FOUND")
