@@ -14,6 +14,7 @@ from limits.storage import storage_from_string
 LOGIN_FAILURES_PER_ACCOUNT = parse("20/day")
 CODE_FAILURES_PER_ACCOUNT = parse("10/day")
 AUTH_FAILURES_PER_IP = parse("20/hour")
+EMAIL_CHANGES_PER_ACCOUNT = parse("5/day")  # each one mails a code to a new address
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class AuthLimiter:
 
     async def code_failed(self, email: str, ip: str) -> None:
         await self._hit(self._code_rules(email, ip))
+
+    async def email_change_allowed(self, user_id: str) -> bool:
+        """Count a request to change the account's address; False once over the daily cap."""
+        return await self.limiter.hit(EMAIL_CHANGES_PER_ACCOUNT, "auth", f"email:{user_id}")
 
     async def forget_login_failures(self, email: str) -> None:
         """After a password reset the account may log in again at once."""

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from babel.numbers import list_currencies
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from app.services.text import text_problem
 
@@ -60,12 +60,18 @@ class Register(Email):
     password: str = Field(max_length=1024)
 
 
-class Verify(Email):
+class Code(BaseModel):
+    """The 6-digit code from the email (confirms a new address on its own)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "042917"}]})
+
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
+
+
+class Verify(Code, Email):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"email": "ada@example.com", "code": "042917"}]}
     )
-
-    code: str = Field(pattern=r"^\s*\d{6}\s*$")
 
 
 class ResetPassword(BaseModel):
@@ -88,18 +94,50 @@ class UserRead(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """Only the password can change here; anything else in the body is ignored."""
+    """A new password or a new email (one at a time), with the current password.
+    Anything else in the body is ignored."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"current_password": "quiet harbour lamp", "password": "bright copper kettle"}
+                {"current_password": "quiet harbour lamp", "password": "bright copper kettle"},
+                {"current_password": "quiet harbour lamp", "email": "ada@example.org"},
             ]
         }
     )
 
     current_password: str = Field(max_length=1024)
-    password: str = Field(max_length=1024)
+    password: str | None = Field(default=None, max_length=1024)
+    email: EmailStr | None = Field(default=None, max_length=254)
+
+    @model_validator(mode="after")
+    def _one_change(self) -> "UserUpdate":
+        if (self.password is None) == (self.email is None):
+            raise ValueError("Send either a new `password` or a new `email`, one at a time.")
+        return self
+
+
+class ActivityEvent(BaseModel):
+    """One account event, as "recent activity" on /settings shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str = Field(description="login, login_failed, logout, password_changed, ...")
+    summary: str = Field(description="In words: `Signed in from 203.0.113.7`.")
+    ip: str
+    device: str = Field(description="Browser and system from the User-Agent: `Firefox on Linux`.")
+    created_at: datetime
+    local_time: str = Field(description="`created_at` in your time zone.")
+    ago: str = Field(description="`2 hours ago`.")
+
+
+class Activity(BaseModel):
+    other_sessions: int = Field(description="Sessions signed in besides this one.")
+    items: list[ActivityEvent] = Field(description="The newest events first (at most 20).")
+
+
+class SessionsRevoked(BaseModel):
+    revoked: int = Field(description="How many other sessions were signed out.")
 
 
 class Token(BaseModel):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import optional_user
 from app.mail import MailJob
 from app.models import User
-from app.services import accounts
+from app.services import accounts, audit
 
 
 class LoginRequired(Exception):
@@ -35,6 +35,41 @@ def after_response(
     state.background.spawn(
         accounts.in_background(settings=state.settings, maker=state.sessionmaker, action=action)
     )
+
+
+def mail_after(request: Request, *jobs: MailJob) -> None:
+    """Send mail the service decided on once the answer is on its way."""
+    state = request.app.state
+    for job in jobs:
+        state.background.spawn(
+            accounts.deliver(settings=state.settings, maker=state.sessionmaker, job=job)
+        )
+
+
+def origin(request: Request) -> audit.Origin:
+    return audit.Origin(client_ip(request), request.headers.get("user-agent", ""))
+
+
+def audit_after(request: Request, kind: str, user: User, detail: str = "") -> None:
+    """Put an account event on the user's trail after the answer: it never slows the answer."""
+    where, user_id = origin(request), user.id
+    after_response(
+        request,
+        lambda s: audit.record(session=s, user_id=user_id, kind=kind, origin=where, detail=detail),
+    )
+
+
+def audit_login(
+    request: Request, result: accounts.LoginResult, user: User | None, email: str
+) -> None:
+    """A sign-in on the trail; a failure only on a real account's, found after the answer."""
+    if result is accounts.LoginResult.OK and user is not None:
+        audit_after(request, "login", user)
+    elif result is accounts.LoginResult.BAD_CREDENTIALS:
+        where = origin(request)
+        after_response(
+            request, lambda s: accounts.note_failed_login(session=s, email=email, origin=where)
+        )
 
 
 PageUser = Annotated[User, Depends(page_user)]

@@ -19,7 +19,7 @@ from app.auth import User, current_user_token, password_helper, password_problem
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
 from app.services import accounts
-from app.web import after_response, client_ip
+from app.web import after_response, audit_after, audit_login, client_ip
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -105,6 +105,7 @@ async def _login(
         password=form.password,
         ip=client_ip(request),
     )
+    audit_login(request, result, user, form.username)
     if result is accounts.LoginResult.RATE_LIMITED:
         raise HTTPException(429, result.value)
     if result is not accounts.LoginResult.OK or user is None:
@@ -144,18 +145,20 @@ async def bearer_login(
 
 
 @router.post("/cookie/logout", status_code=204, response_class=Response)
-async def cookie_logout(user_token: UserToken, strategy: StrategyDep) -> Response:
+async def cookie_logout(request: Request, user_token: UserToken, strategy: StrategyDep) -> Response:
     """End this browser session for good (the token is deleted, not just forgotten)."""
     user, token = user_token
     await strategy.destroy_token(token, user)
+    audit_after(request, "logout", user)
     return await session_cookie.get_logout_response()
 
 
 @router.post("/bearer/logout", status_code=204, response_class=Response)
-async def bearer_logout(user_token: UserToken, strategy: StrategyDep) -> Response:
+async def bearer_logout(request: Request, user_token: UserToken, strategy: StrategyDep) -> Response:
     """Revoke this bearer token."""
     user, token = user_token
     await strategy.destroy_token(token, user)
+    audit_after(request, "logout", user)
     return Response(status_code=204)
 
 
@@ -174,7 +177,7 @@ async def forgot_password(body: Email, request: Request, settings: SettingsDep) 
     responses=_errors((400, "RESET_PASSWORD_BAD_TOKEN"), (422, "RESET_PASSWORD_INVALID_PASSWORD")),
 )
 async def reset_password(
-    body: ResetPassword, manager: UserManagerDep, limiter: LimiterDep
+    request: Request, body: ResetPassword, manager: UserManagerDep, limiter: LimiterDep
 ) -> Accepted:
     """Set a new password with the emailed token; every session of the account ends."""
     try:
@@ -186,4 +189,5 @@ async def reset_password(
     except InvalidPasswordException as exc:
         raise invalid_password("RESET_PASSWORD_INVALID_PASSWORD", str(exc.reason)) from exc
     await limiter.forget_login_failures(user.email)
+    audit_after(request, "password_reset", user)
     return Accepted(status="reset", message="Your password has been changed. You can sign in.")

@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from app.deps import CurrentUser
 from app.services.export import EXPORTERS, EXTENSIONS, MEDIA_TYPES
+from app.web import audit_after
 
 router = APIRouter(tags=["export"])
 
@@ -25,6 +26,7 @@ async def export(
     """Every entry, category, tag and preference. JSON is lossless and can be imported back;
     Markdown is a zip with one file per entry (YAML front matter), a folder per year."""
     stream = EXPORTERS[format](request.app.state.sessionmaker, user)
+    audit_after(request, "export", user, format.upper())
     filename = f"successdiary-{date.today().isoformat()}.{EXTENSIONS[format]}"
     return StreamingResponse(
         stream,

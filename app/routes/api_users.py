@@ -1,12 +1,31 @@
-"""JSON API for the signed-in account."""
+"""JSON API for the signed-in account: profile, password and email changes, activity, sessions."""
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 
-from app.deps import CurrentUser, SessionDep, UserManagerDep
-from app.schemas import DeleteAccount, Preferences, PreferencesUpdate, UserRead, UserUpdate
-from app.services import accounts
+from app.deps import CurrentUser, LimiterDep, SessionDep, SettingsDep, UserManagerDep
+from app.routes.api_auth import UserToken
+from app.schemas import (
+    Accepted,
+    Activity,
+    ActivityEvent,
+    Code,
+    DeleteAccount,
+    Preferences,
+    PreferencesUpdate,
+    SessionsRevoked,
+    UserRead,
+    UserUpdate,
+)
+from app.services import accounts, audit
+from app.web import client_ip, mail_after, origin
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+EMAIL_CODE_SENT = (
+    "If the new address can be used, a 6-digit code is on its way to it. "
+    "Confirm it at /api/v1/users/me/email/confirm; your address changes then."
+)
 
 
 @router.get("/me")
@@ -17,19 +36,46 @@ async def me(user: CurrentUser) -> UserRead:
 
 @router.patch(
     "/me",
-    responses={422: {"description": "USER_UPDATE_INVALID: wrong current password or weak new one"}},
+    response_model=UserRead,
+    responses={
+        202: {"model": Accepted, "description": "A code went to the new address (if usable)"},
+        422: {"description": "USER_UPDATE_INVALID: wrong current password, weak new one, etc."},
+    },
 )
 async def update_me(
-    body: UserUpdate, user: CurrentUser, session: SessionDep, manager: UserManagerDep
-) -> UserRead:
-    """Change the password. Every session ends, this one included: sign in again."""
-    problem = await accounts.change_password(
-        session=session,
-        manager=manager,
-        user=user,
-        current=body.current_password,
-        new=body.password,
-    )
+    request: Request,
+    body: UserUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    manager: UserManagerDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> Response | UserRead:
+    """Change the password (every session ends, this one included: sign in again), or start
+    changing the email: a code goes to the new address, a notice to the current one, and the
+    address changes when the code is confirmed. The answer is the same for a taken address."""
+    if body.email is not None:
+        problem, jobs = await accounts.request_email_change(
+            session=session,
+            limiter=limiter,
+            user=user,
+            new_email=body.email,
+            password=body.current_password,
+            secret=settings.secret_key,
+            origin=origin(request),
+        )
+        mail_after(request, *jobs)
+        if not problem:
+            return JSONResponse(Accepted(message=EMAIL_CODE_SENT).model_dump(), status_code=202)
+    else:
+        problem = await accounts.change_password(
+            session=session,
+            manager=manager,
+            user=user,
+            current=body.current_password,
+            new=str(body.password),
+            origin=origin(request),
+        )
     if problem:
         field, reason = problem
         raise HTTPException(422, {"code": "USER_UPDATE_INVALID", "field": field, "reason": reason})
@@ -65,3 +111,62 @@ async def delete_me(body: DeleteAccount, user: CurrentUser, session: SessionDep)
     if problem:
         raise HTTPException(422, {"code": "DELETE_ACCOUNT_INVALID", "reason": problem})
     return Response(status_code=204)
+
+
+@router.post(
+    "/me/email/confirm",
+    responses={
+        400: {"description": "EMAIL_CODE_INVALID, or EMAIL_TAKEN when the address was taken"},
+        429: {"description": "TOO_MANY_ATTEMPTS"},
+    },
+)
+async def confirm_email(
+    request: Request,
+    body: Code,
+    user_token: UserToken,
+    session: SessionDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> UserRead:
+    """Finish an email change with the code mailed to the new address (10 minutes, 5 tries).
+    Every other session ends; this one stays signed in."""
+    user, token = user_token
+    result = await accounts.confirm_email_change(
+        session=session,
+        limiter=limiter,
+        user=user,
+        code=body.code,
+        ip=client_ip(request),
+        secret=settings.secret_key,
+        origin=origin(request),
+        keep=token,
+    )
+    if result is accounts.EmailChangeResult.RATE_LIMITED:
+        raise HTTPException(429, result.value)
+    if result is not accounts.EmailChangeResult.OK:
+        raise HTTPException(400, result.value)
+    return UserRead.model_validate(user)
+
+
+@router.get("/me/activity")
+async def activity(user_token: UserToken, session: SessionDep, settings: SettingsDep) -> Activity:
+    """Your recent account events (sign-ins, failures, password and email changes, exports),
+    newest first, and how many other sessions are signed in."""
+    user, token = user_token
+    events = await audit.recent(session=session, user=user)
+    others = await audit.other_sessions(
+        session=session, user=user, keep=token, lifetime=settings.session_lifetime_seconds
+    )
+    return Activity(other_sessions=others, items=[ActivityEvent.model_validate(e) for e in events])
+
+
+@router.post("/me/sessions/revoke-others")
+async def revoke_other_sessions(
+    request: Request, user_token: UserToken, session: SessionDep, settings: SettingsDep
+) -> SessionsRevoked:
+    """Sign out every other browser and API token of your account; this one stays."""
+    user, token = user_token
+    count = await audit.sign_out_others(
+        session=session, user=user, keep=token, lifetime=settings.session_lifetime_seconds, origin=origin(request)
+    )
+    return SessionsRevoked(revoked=count)

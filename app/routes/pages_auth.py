@@ -22,7 +22,7 @@ from app.forms import clip, email_problem, form_errors
 from app.htmx import redirect, safe_next
 from app.services import accounts
 from app.templating import flash, render
-from app.web import after_response, client_ip
+from app.web import after_response, audit_after, audit_login, client_ip
 
 router = APIRouter(include_in_schema=False)
 
@@ -160,6 +160,7 @@ async def login(
         password=clip(password),
         ip=client_ip(request),
     )
+    audit_login(request, result, user, email)
     if result is accounts.LoginResult.NOT_VERIFIED:
         after_response(
             request,
@@ -186,6 +187,8 @@ async def logout(request: Request, user: OptionalUser, strategy: StrategyDep) ->
     flash(request, "You have signed out.")
     response = redirect(request, "/login")
     await end_session(request, response, strategy, user)
+    if user is not None:
+        audit_after(request, "logout", user)
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
 
@@ -241,6 +244,7 @@ async def reset(
         errors = {"password": str(exc.reason)}
     else:
         await limiter.forget_login_failures(user.email)
+        audit_after(request, "password_reset", user)
         flash(
             request, "Your password has been changed and every session signed out. Sign in again."
         )

@@ -28,7 +28,7 @@ from app.services import importer
 from app.services.entries import Filters, list_entries, today_for
 from app.services.importer import ImportProblem
 from app.templating import flash, render, templates
-from app.web import PageUser
+from app.web import PageUser, audit_after
 
 router = APIRouter(include_in_schema=False)
 PENDING = Path(tempfile.gettempdir()) / "successdiary-imports"
@@ -74,6 +74,7 @@ async def print_view(
         if not cursor or len(items) >= 2000:
             break
     ctx = {"user": user, "items": list(reversed(items)), "start": start, "end": end}
+    audit_after(request, "export", user, "print view")
     return render(request, "export/print.html", ctx)
 
 

@@ -1,4 +1,4 @@
-"""Settings page: the account and a password change that signs out every other session."""
+"""Settings page: preferences, password and email changes, recent activity and sessions."""
 
 from typing import Annotated, Any
 
@@ -7,28 +7,45 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.auth import session_cookie, start_session
-from app.deps import SessionDep, StrategyDep, UserManagerDep
-from app.forms import clip, form_errors, validation_errors
-from app.htmx import redirect, safe_next
+from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
+from app.forms import clip, email_problem, validation_errors
+from app.htmx import is_htmx, redirect, safe_next
 from app.models import User
 from app.schemas import CURRENCIES, TIMEZONES, PreferencesUpdate
-from app.services import accounts
+from app.services import accounts, audit
 from app.templating import flash, render
-from app.web import PageUser
+from app.web import PageUser, client_ip, mail_after, origin
 
 router = APIRouter(include_in_schema=False)
 TIMEZONE_CHOICES = sorted(TIMEZONES)
 CURRENCY_CHOICES = sorted(CURRENCIES)
 Field = Annotated[str, Form()]
+ERRORS = ("errors", "pref_errors", "delete_errors", "email_errors", "confirm_errors")
+CODE_ERRORS = {
+    accounts.EmailChangeResult.INVALID: "That code is not right or has expired. "
+    "Check the latest email, or ask for a new code above.",
+    accounts.EmailChangeResult.TAKEN: "Another account now uses that address. Choose another.",
+    accounts.EmailChangeResult.RATE_LIMITED: "Too many attempts. Wait a while and try again.",
+}
 
 
-def _settings(request: Request, user: User, **ctx: Any) -> Response:
+def _token(request: Request) -> str:
+    return request.cookies.get(session_cookie.cookie_name, "")
+
+
+async def _settings(request: Request, user: User, session: SessionDep, **ctx: Any) -> Response:
+    lifetime = request.app.state.settings.session_lifetime_seconds
     ctx = {
         "user": user,
         "errors": {},
         "values": {},
         "timezones": TIMEZONE_CHOICES,
         "currencies": CURRENCY_CHOICES,
+        "activity": await audit.recent(session=session, user=user),
+        "other_sessions": await audit.other_sessions(
+            session=session, user=user, keep=_token(request), lifetime=lifetime
+        ),
+        "pending_email": await accounts.pending_email(session=session, user=user),
         **ctx,
     }
     return render(
@@ -36,15 +53,13 @@ def _settings(request: Request, user: User, **ctx: Any) -> Response:
         "settings/page.html",
         ctx,
         partial=ctx.pop("partial", None),
-        status_code=422
-        if any(ctx.get(k) for k in ("errors", "pref_errors", "delete_errors"))
-        else 200,
+        status_code=422 if any(ctx.get(k) for k in ERRORS) else 200,
     )
 
 
 @router.get("/settings")
-async def settings_page(request: Request, user: PageUser) -> Response:
-    return _settings(request, user)
+async def settings_page(request: Request, user: PageUser, session: SessionDep) -> Response:
+    return await _settings(request, user, session)
 
 
 @router.post("/settings/preferences")
@@ -57,9 +72,10 @@ async def save_preferences(request: Request, user: PageUser, session: SessionDep
     try:
         changes = PreferencesUpdate.model_validate({k: v or None for k, v in values.items()})
     except ValidationError as exc:
-        return _settings(
+        return await _settings(
             request,
             user,
+            session,
             pref_errors=validation_errors(exc),
             partial="settings/_preferences_form.html",
         )
@@ -107,12 +123,13 @@ async def change_password(
             user=user,
             current=clip(current_password),
             new=clip(password),
+            origin=origin(request),
         )
         if problem:
             errors = dict([problem])
     if errors:
-        return form_errors(
-            request, "settings/page.html", "settings/_password_form.html", errors, {}, user=user
+        return await _settings(
+            request, user, session, errors=errors, partial="settings/_password_form.html"
         )
     flash(request, "Password changed. Every other device has been signed out.")
     response = redirect(request, "/settings")
@@ -126,8 +143,12 @@ async def delete_account(
 ) -> Response:
     problem = await accounts.delete_account(session=session, user=user, password=clip(password))
     if problem:
-        return _settings(
-            request, user, delete_errors={"password": problem}, partial="settings/_delete_form.html"
+        return await _settings(
+            request,
+            user,
+            session,
+            delete_errors={"password": problem},
+            partial="settings/_delete_form.html",
         )
     flash(request, "Your account and everything in it are deleted. Thank you for writing with us.")
     response = redirect(request, "/")
@@ -135,3 +156,99 @@ async def delete_account(
     response.headers.append("set-cookie", logout.headers["set-cookie"])
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
+
+
+@router.post("/settings/email")
+async def change_email(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+    email: Field = "",
+    current_password: Field = "",
+) -> Response:
+    """Mail a code to the new address; the answer is the same whether or not it is taken."""
+    email = clip(email.strip())
+    problem = ("email", message) if (message := email_problem(email)) else None
+    if problem is None:
+        problem, jobs = await accounts.request_email_change(
+            session=session,
+            limiter=limiter,
+            user=user,
+            new_email=email,
+            password=clip(current_password),
+            secret=settings.secret_key,
+            origin=origin(request),
+        )
+        mail_after(request, *jobs)
+    if problem:
+        return await _settings(
+            request,
+            user,
+            session,
+            email_errors=dict([problem]),
+            values={"email": email},
+            partial="settings/_email_form.html",
+        )
+    flash(request, f"If {email} can be used, a 6-digit code is on its way to it.", "info")
+    return redirect(request, "/settings#email-h")
+
+
+@router.post("/settings/email/confirm")
+async def confirm_email(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+    code: Field = "",
+) -> Response:
+    code = clip(code.strip())
+    if not (len(code) == 6 and code.isdigit()):
+        error = "Enter the 6 digits from the email."
+    else:
+        result = await accounts.confirm_email_change(
+            session=session,
+            limiter=limiter,
+            user=user,
+            code=code,
+            ip=client_ip(request),
+            secret=settings.secret_key,
+            origin=origin(request),
+            keep=_token(request),
+        )
+        if result is accounts.EmailChangeResult.OK:
+            flash(request, f"Your address is now {user.email}. Other devices are signed out.")
+            return redirect(request, "/settings")
+        error = CODE_ERRORS[result]
+    return await _settings(
+        request,
+        user,
+        session,
+        confirm_errors={"code": error},
+        partial="settings/_email_confirm_form.html",
+    )
+
+
+@router.post("/settings/sessions/revoke")
+async def sign_out_others(request: Request, user: PageUser, session: SessionDep) -> Response:
+    """Sign out every other device: the activity fragment to HTMX, a 303 to a plain form."""
+    count = await audit.sign_out_others(
+        session=session,
+        user=user,
+        keep=_token(request),
+        lifetime=request.app.state.settings.session_lifetime_seconds,
+        origin=origin(request),
+    )
+    notice = (
+        f"Signed out {count} other session{'' if count == 1 else 's'}."
+        if count
+        else "No other session was signed in."
+    )
+    if is_htmx(request):
+        return await _settings(
+            request, user, session, notice=notice, partial="settings/_activity.html"
+        )
+    flash(request, notice)
+    return redirect(request, "/settings#activity-h")

@@ -1,4 +1,4 @@
-"""Accounts: registration, 6-digit email codes, login checks and password changes.
+"""Accounts: registration, 6-digit email codes, login checks, password and email changes.
 
 Every answer that could reveal whether an email is registered is decided here so pages
 and API share it; the mail itself is sent later by app.mail.deliver (in the background).
@@ -27,7 +27,8 @@ from app.mail import MailJob
 from app.models import EmailCode, User
 from app.models.base import utcnow
 from app.ratelimit import AuthLimiter
-from app.services import categories
+from app.services import audit, categories
+from app.services.audit import Origin
 
 log = logging.getLogger("app.accounts")
 
@@ -48,6 +49,13 @@ class VerifyResult(Enum):
     RATE_LIMITED = "TOO_MANY_ATTEMPTS"
 
 
+class EmailChangeResult(Enum):
+    OK = "ok"
+    INVALID = "EMAIL_CODE_INVALID"
+    TAKEN = "EMAIL_TAKEN"
+    RATE_LIMITED = "TOO_MANY_ATTEMPTS"
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
@@ -61,8 +69,11 @@ def _code_hash(secret: str, user_id: object, code: str) -> str:
     return hmac.new(secret.encode(), f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-async def issue_code(*, session: AsyncSession, user: User, secret: str) -> str:
-    """A fresh code for the user; any older code dies with it."""
+async def issue_code(
+    *, session: AsyncSession, user: User, secret: str, pending_email: str | None = None
+) -> str:
+    """A fresh code for the user (for a new address when `pending_email` is set); any older
+    code dies with it."""
     await session.execute(delete(EmailCode).where(EmailCode.user_id == user.id))  # type: ignore[arg-type]
     code = f"{secrets.randbelow(1_000_000):06d}"
     session.add(
@@ -70,10 +81,39 @@ async def issue_code(*, session: AsyncSession, user: User, secret: str) -> str:
             user_id=user.id,
             code_hash=_code_hash(secret, user.id, code),
             expires_at=utcnow() + CODE_TTL,
+            pending_email=pending_email,
         )
     )
     await session.commit()
     return code
+
+
+async def _code_row(session: AsyncSession, user: User, *, change: bool) -> EmailCode | None:
+    """The user's code for verifying the account (change=False) or a new address (True)."""
+    pending = col(EmailCode.pending_email)
+    stmt = select(EmailCode).where(
+        col(EmailCode.user_id) == user.id, pending.is_not(None) if change else pending.is_(None)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _use_code(
+    session: AsyncSession, user: User, row: EmailCode | None, code: str, secret: str
+) -> bool:
+    """True when `code` is the row's live code: the row is then deleted (the caller commits).
+    A wrong code uses up one of the row's tries at once."""
+    if row is None or row.expires_at <= utcnow() or row.attempts >= CODE_MAX_ATTEMPTS:
+        return False
+    if not hmac.compare_digest(row.code_hash, _code_hash(secret, user.id, code.strip())):
+        await session.execute(
+            update(EmailCode)
+            .where(EmailCode.id == row.id)  # type: ignore[arg-type]
+            .values(attempts=EmailCode.attempts + 1)
+        )
+        await session.commit()
+        return False
+    await session.delete(row)
+    return True
 
 
 async def register(
@@ -121,28 +161,10 @@ async def verify_code(
     if await limiter.code_blocked(email, ip):
         return VerifyResult.RATE_LIMITED
     user = await user_by_email(session, email)
-    row = None
-    if user is not None:
-        stmt = select(EmailCode).where(col(EmailCode.user_id) == user.id)
-        row = (await session.execute(stmt)).scalar_one_or_none()
-    if (
-        user is None
-        or row is None
-        or row.expires_at <= utcnow()
-        or row.attempts >= CODE_MAX_ATTEMPTS
-    ):
+    row = await _code_row(session, user, change=False) if user is not None else None
+    if user is None or not await _use_code(session, user, row, code, secret):
         await limiter.code_failed(email, ip)
         return VerifyResult.INVALID
-    if not hmac.compare_digest(row.code_hash, _code_hash(secret, user.id, code.strip())):
-        await session.execute(
-            update(EmailCode)
-            .where(EmailCode.id == row.id)  # type: ignore[arg-type]
-            .values(attempts=EmailCode.attempts + 1)
-        )
-        await session.commit()
-        await limiter.code_failed(email, ip)
-        return VerifyResult.INVALID
-    await session.delete(row)
     user.is_verified = True
     await session.commit()
     return VerifyResult.OK
@@ -153,6 +175,7 @@ async def code_mail_failed(*, session: AsyncSession, email: str) -> bool:
         select(col(EmailCode.mail_failed))
         .join(User, col(EmailCode.user_id) == User.id)
         .where(func.lower(User.email) == normalise_email(email))
+        .where(col(EmailCode.pending_email).is_(None))
     )
     return bool((await session.execute(stmt)).scalar_one_or_none())
 
@@ -172,6 +195,13 @@ async def login(
     if not user.is_verified:
         return LoginResult.NOT_VERIFIED, user
     return LoginResult.OK, user
+
+
+async def note_failed_login(*, session: AsyncSession, email: str, origin: Origin) -> None:
+    """Put a failed sign-in on the account's trail; an unknown email leaves no trace."""
+    user = await user_by_email(session, email)
+    if user is not None:
+        await audit.record(session=session, user_id=user.id, kind="login_failed", origin=origin)
 
 
 async def forgot_password(
@@ -194,22 +224,110 @@ async def reset_password(*, manager: UserManager, token: str, password: str) -> 
     return user
 
 
-async def change_password(
-    *, session: AsyncSession, manager: UserManager, user: User, current: str, new: str
-) -> tuple[str, str] | None:
-    """Change the password and end every session; (field, sentence) when it cannot be done."""
+async def _password_ok(user: User, password: str) -> bool:
     ok, _ = await to_thread.run_sync(
-        password_helper.verify_and_update, current, user.hashed_password
+        password_helper.verify_and_update, password, user.hashed_password
     )
-    if not ok:
-        return "current_password", "Your current password is not correct."
+    return bool(ok)
+
+
+WRONG_PASSWORD = ("current_password", "Your current password is not correct.")
+
+
+async def change_password(
+    *,
+    session: AsyncSession,
+    manager: UserManager,
+    user: User,
+    current: str,
+    new: str,
+    origin: Origin,
+) -> tuple[str, str] | None:
+    """Change the password, end every session and any address change under way;
+    (field, sentence) when it cannot be done."""
+    if not await _password_ok(user, current):
+        return WRONG_PASSWORD
     problem = password_problem(new, user.email)
     if problem:
         return "password", problem
     new_hash = await to_thread.run_sync(password_helper.hash, new)
     await manager.user_db.update(user, {"hashed_password": new_hash})
-    await revoke_sessions(session, user)
+    await session.execute(delete(EmailCode).where(col(EmailCode.user_id) == user.id))
+    await audit.add(session, user_id=user.id, kind="password_changed", origin=origin)
+    await revoke_sessions(session, user)  # commits the event with it
     return None
+
+
+async def request_email_change(
+    *,
+    session: AsyncSession,
+    limiter: AuthLimiter,
+    user: User,
+    new_email: str,
+    password: str,
+    secret: str,
+    origin: Origin,
+) -> tuple[tuple[str, str] | None, list[MailJob]]:
+    """Mail a code to the new address and a notice to the current one.
+
+    The answer and the work are the same whether or not another account uses the address
+    (a code is stored either way); only the code's mail is left out for a taken address.
+    Returns (field, sentence) when refused, else the mail to send after the answer.
+    """
+    new_email = normalise_email(new_email)
+    if not await _password_ok(user, password):
+        return WRONG_PASSWORD, []
+    if new_email == normalise_email(user.email):
+        return ("email", "That is already your address."), []
+    if not await limiter.email_change_allowed(str(user.id)):
+        return ("email", "Too many address changes today. Try again tomorrow."), []
+    owner = await user_by_email(session, new_email)
+    await audit.add(
+        session, user_id=user.id, kind="email_change_requested", origin=origin, detail=new_email
+    )
+    code = await issue_code(session=session, user=user, secret=secret, pending_email=new_email)
+    jobs = [MailJob("email_change_notice", user.email, {"new_email": new_email})]
+    if owner is None:
+        jobs.append(MailJob("email_change_code", new_email, {"code": code}, user.id))
+    return None, jobs
+
+
+async def pending_email(*, session: AsyncSession, user: User) -> str | None:
+    """The address waiting for its code, if a change is under way."""
+    row = await _code_row(session, user, change=True)
+    return row.pending_email if row is not None and row.expires_at > utcnow() else None
+
+
+async def confirm_email_change(
+    *,
+    session: AsyncSession,
+    limiter: AuthLimiter,
+    user: User,
+    code: str,
+    ip: str,
+    secret: str,
+    origin: Origin,
+    keep: str | None,
+) -> EmailChangeResult:
+    """Switch to the new address with its code, then end every other session."""
+    if await limiter.code_blocked(user.email, ip):
+        return EmailChangeResult.RATE_LIMITED
+    row = await _code_row(session, user, change=True)
+    if not await _use_code(session, user, row, code, secret) or row is None:
+        await limiter.code_failed(user.email, ip)
+        return EmailChangeResult.INVALID
+    new_email = str(row.pending_email)
+    if await user_by_email(session, new_email) is not None:
+        await session.commit()  # the code is used up
+        return EmailChangeResult.TAKEN
+    user.email = new_email
+    await audit.add(session, user_id=user.id, kind="email_changed", origin=origin, detail=new_email)
+    try:
+        await revoke_sessions(session, user, keep=keep)  # commits the change with it
+    except IntegrityError:  # taken at the same moment by another request
+        await session.rollback()
+        return EmailChangeResult.TAKEN
+    return EmailChangeResult.OK
 
 
 async def deliver(
@@ -256,12 +374,13 @@ async def update_preferences(
 
 
 async def delete_account(*, session: AsyncSession, user: User, password: str) -> str | None:
-    """Delete the user and, through ON DELETE CASCADE, every row they own; a sentence if refused."""
-    ok, _ = await to_thread.run_sync(
-        password_helper.verify_and_update, password, user.hashed_password
-    )
-    if not ok:
+    """Delete the user and, through ON DELETE CASCADE, every row they own; a sentence if refused.
+
+    The audit trail goes with the account, so the deletion is logged (by id, not email)."""
+    if not await _password_ok(user, password):
         return "Your password is not correct."
-    await session.execute(delete(User).where(col(User.id) == user.id))
+    user_id = user.id
+    await session.execute(delete(User).where(col(User.id) == user_id))
     await session.commit()
+    log.info("account deleted", extra={"event": "account_deleted", "user_id": str(user_id)})
     return None
