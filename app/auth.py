@@ -8,9 +8,10 @@ import base64
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi_users import BaseUserManager, FastAPIUsers, InvalidPasswordException, UUIDIDMixin
 from fastapi_users.authentication import (
     AuthenticationBackend,
@@ -23,7 +24,7 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from zxcvbn import zxcvbn
 
@@ -31,6 +32,7 @@ from app.config import Settings, settings
 from app.db import get_session
 from app.mail import MailJob
 from app.models import AccessToken, User
+from app.models.base import utcnow
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -143,8 +145,46 @@ bearer_backend = AuthenticationBackend(
 )
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [cookie_backend, bearer_backend])
 
-current_user = fastapi_users.current_user(active=True, verified=True)
-optional_user = fastapi_users.current_user(active=True, verified=True, optional=True)
+
+async def session_user(
+    request: Request,
+    session: Annotated[AsyncSession, Depends(get_session)],
+    cookie: Annotated[str | None, Depends(session_cookie.scheme)],
+    bearer: Annotated[str | None, Depends(bearer_backend.transport.scheme)],
+) -> User | None:
+    """The signed-in user, by cookie or bearer token, in one statement (token joined to user).
+
+    The same rules as fastapi-users' database strategy: the token's hash must be stored and
+    younger than the session lifetime, so a revoked (deleted) session stops at once.
+    """
+    hashes = [hash_token(t) for t in (cookie, bearer) if t is not None and len(t) <= 200]
+    if not hashes:
+        return None
+    lifetime = request.app.state.settings.session_lifetime_seconds
+    stmt = (
+        select(User)
+        .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
+        .where(
+            AccessToken.token.in_(hashes),  # type: ignore[attr-defined]
+            AccessToken.created_at >= utcnow() - timedelta(seconds=lifetime),  # type: ignore[arg-type]
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def optional_user(user: Annotated[User | None, Depends(session_user)]) -> User | None:
+    """An active, verified user, or None (fastapi-users' `current_user(optional=True)`)."""
+    return user if user is not None and user.is_active and user.is_verified else None
+
+
+async def current_user(user: Annotated[User | None, Depends(session_user)]) -> User:
+    """An active, verified user; 401 without a live session, 403 for an unverified account."""
+    if user is None or not user.is_active:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED)
+    if not user.is_verified:
+        raise HTTPException(status.HTTP_403_FORBIDDEN)
+    return user
 
 
 async def revoke_sessions(session: AsyncSession, user: User, keep: str | None = None) -> None:
