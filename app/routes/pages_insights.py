@@ -35,14 +35,14 @@ async def dashboard(
 ) -> Response:
     today = today_for(user)
     year = year if year and 1900 <= year <= 2999 else today.year
-    summary = await stats.summary(session=session, user=user)
-    ctx: dict[str, Any] = {"user": user, "summary": summary, "today": today, "year": year}
-    if summary.total:
-        days = await stats.heatmap(session=session, user=user, year=year)
+    figures = await stats.overview(session=session, user=user, year=year)
+    ctx: dict[str, Any] = {"user": user, "summary": figures.summary, "today": today, "year": year}
+    if figures.summary.total:
+        days = figures.heatmap
         ctx |= {
-            "streaks": await stats.streaks(session=session, user=user),
-            "categories": await stats.by_category(session=session, user=user),
-            "on_this_day": await stats.on_this_day(session=session, user=user),
+            "streaks": figures.streaks,
+            "categories": figures.categories,
+            "on_this_day": await stats.on_this_day(session=session, user=user, today=today),
             "weeks": heatmap_weeks(days, user.week_start),
             "year_total": sum(d.count for d in days),
             "active_days": sum(1 for d in days if d.count),
