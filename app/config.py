@@ -1,12 +1,13 @@
 """Settings from the environment (and a .env file): one `settings` object."""
 
 import secrets
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_import_bytes: int = Field(default=20_000_000, ge=1024)
     session_lifetime_seconds: int = 14 * 24 * 3600
+    # json: one object per line for a log collector; text: readable in a terminal.
+    log_format: Literal["json", "text"] | None = None
+    metrics_token: str | None = None
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":
@@ -78,6 +82,11 @@ class Settings(BaseSettings):
     def dev(self) -> bool:
         return self.environment == "development"
 
+    @property
+    def json_logs(self) -> bool:
+        """JSON lines unless LOG_FORMAT says otherwise; text by default in development."""
+        return (self.log_format or ("text" if self.dev else "json")) == "json"
+
 
 def _local_secret() -> str:
     """In development, a random key kept in a local file so sessions survive restarts."""
@@ -89,4 +98,24 @@ def _local_secret() -> str:
     return key
 
 
-settings = Settings()
+def _reason(loc: tuple[int | str, ...], msg: str) -> str:
+    field = ".".join(map(str, loc)).upper()
+    message = msg.removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message
+
+
+def load_settings() -> Settings:
+    """Settings(), or one line saying why the app cannot start (not a traceback).
+
+    Exit status 3 is gunicorn's "worker failed to boot": the master stops instead of
+    restarting workers that will fail the same way.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        reasons = "; ".join(_reason(error["loc"], error["msg"]) for error in exc.errors())
+        print(f"SuccessDiary cannot start: {reasons}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+
+
+settings = load_settings()

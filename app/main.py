@@ -20,7 +20,7 @@ from app.config import ROOT, Settings
 from app.config import settings as default_settings
 from app.db import make_engine, make_sessionmaker
 from app.htmx import redirect
-from app.observability import Observe, configure_logging, watch_pool
+from app.observability import NoteRoute, Observe, configure_logging, route_templates, watch_pool
 from app.observability import router as metrics_router
 from app.ratelimit import AuthLimiter
 from app.routes import (
@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     _add_error_handlers(app)
 
-    # Outermost last: request id, headers, size limit, origin, CSRF, flash session.
+    # Outermost last: request id, metrics and access line, headers, size limit, origin, CSRF,
+    # flash session, then NoteRoute (tells the metrics which route matched).
+    app.add_middleware(NoteRoute, templates=route_templates(ROUTERS))
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -121,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(SecurityHeaders, settings=settings)
-    app.add_middleware(Observe)  # inside the request id: access lines carry it
+    app.add_middleware(Observe)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
 
