@@ -43,9 +43,10 @@ migration: setup ## Autogenerate a migration from the models: make migration m="
 	@[ -n "$(m)" ] || (echo 'usage: make migration m="what changed"' >&2; exit 1)
 	$(VENV)/alembic revision --autogenerate -m "$(m)"
 
-bench: setup ## Benchmarks (not tests): stats and dashboard for ten years of daily wins; prints a table
-	$(VENV)/python bench/insights.py
-	$(VENV)/python -m bench.export
+bench: setup ## Load benchmarks (not tests) with wrk on SQLite (+ PostgreSQL with BENCH_DATABASE_URL); prints tables and targets
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk)
+	@command -v wrk >/dev/null || (echo 'wrk is missing: sudo apt-get install wrk' >&2; exit 1)
+	$(VENV)/python -m bench
 
 clean: ## Remove caches and test output (keeps .venv, node_modules and the database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-results

@@ -15,10 +15,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -83,8 +87,10 @@ class LiveServer:
         workers: int = 1,
         port: int | None = None,
         migrate_first: bool = True,
+        app: str = "app.main:create_app()",
         **extra_env: str,
     ) -> None:
+        self.app = app  # bench/ serves its bare "hello" app with the very same command
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -97,7 +103,7 @@ class LiveServer:
     def start(self, timeout: float = 30.0) -> "LiveServer":
         self.log.parent.mkdir(exist_ok=True)
         command = [
-            PYTHON, "-m", "gunicorn", "app.main:create_app()",
+            PYTHON, "-m", "gunicorn", self.app,
             "-k", "uvicorn.workers.UvicornWorker",
             "-w", str(self.workers),
             "-b", f"127.0.0.1:{self.port}",
@@ -180,3 +186,27 @@ class LiveServer:
 
     def __repr__(self) -> str:
         return f"LiveServer({self.url}, workers={self.workers})"
+
+
+@contextlib.contextmanager
+def fresh_database(test_url: str, folder: Path) -> Iterator[str]:
+    """An empty database on the test's backend, for a server that writes behind the tests' back.
+
+    SQLite: a new file in `folder`. PostgreSQL: a new database next to TEST_DATABASE_URL's
+    (dropped afterwards), so what the server leaves never meets the in-process tests.
+    """
+    if test_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{folder / 'live.sqlite3'}"
+        return
+    url = make_url(test_url)
+    name = f"{url.database}_live_{os.getpid()}_{time.monotonic_ns()}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as db:
+            db.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -1,0 +1,412 @@
+"""`make bench` (python -m bench): SuccessDiary under load, on SQLite and PostgreSQL.
+
+Per backend: a fresh database seeded in bulk (bench/seed.py), then the bare FastAPI "hello"
+app (bench/hello.py) and the app itself, each served by the production command (gunicorn, one
+uvicorn worker), driven by wrk while the server's memory is sampled. Prints one table per
+backend (req/s, ratio to hello, p50/p95/p99, errors, peak RSS), the export figures, and the
+targets of issue 6 with PASS or FAIL. A measurement, not a test: it exits 0 either way.
+
+    make bench                                                    # SQLite
+    BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/sd_bench make bench
+
+Environment: BENCH_DATABASE_URL (PostgreSQL, its public schema is DROPPED), BENCH_BACKENDS
+(default "sqlite,postgresql"), BENCH_SECONDS (per wrk run, default 6), BENCH_CONNECTIONS
+(default 16), BENCH_SCENARIOS (comma-separated names to run only those, e.g. "list,search-rare").
+"""
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from bench.load import WRK, MemorySampler, Run, drive, raise_open_files_limit
+from bench.seed import COMMON, HANDFUL, HEAVY_EMAIL, RARE, fresh_database, seed, sync_url
+from tests.live_server import PASSWORD, ROOT, LiveServer, free_port
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+ONLY = {s.strip() for s in os.environ.get("BENCH_SCENARIOS", "").split(",") if s.strip()}
+RESULTS = ROOT / "bench" / "results"
+WRITERS, WRITES_EACH = 20, 25
+MANY = 1_000
+# Targets of issue 6 (one worker, one run).
+LIST_RATIO_MIN = 0.20
+P95_FACTOR_MAX = 2.0
+EXPORT_GROWTH_MAX_MB = 50.0
+
+
+class Session:
+    """The heavy user logged in twice: a browser session (cookie + CSRF) and an API token."""
+
+    def __init__(self, server: LiveServer) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            login = client.post(
+                "/api/v1/auth/cookie/login", data={"username": HEAVY_EMAIL, "password": PASSWORD}
+            )
+            login.raise_for_status()
+            client.get("/entries").raise_for_status()  # sets the CSRF cookie
+            self.cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+            self.csrf = client.cookies["csrftoken"]
+        self.token = server.bearer_token(HEAVY_EMAIL)
+        self.page = {"Cookie": self.cookie}
+        self.api = {"Authorization": f"Bearer {self.token}"}
+
+
+def warm(url: str, headers: dict[str, str], method: str = "GET", body: str | None = None) -> None:
+    """A few requests first: templates compiled, caches and connections warm."""
+    content = body.encode() if body is not None else None
+    for _ in range(3):
+        httpx.request(method, url, headers=headers, content=content, timeout=60)
+
+
+def scenario_plan(server: LiveServer, session: Session) -> list[dict]:
+    ten_years_ago = (date.today() - timedelta(days=3650)).isoformat()
+    quick_add = urlencode(
+        {
+            "day": date.today().isoformat(),
+            "title": "Quick win from the benchmark",
+            "body": "Wrote it down in **ten seconds**.",
+            "tags": "bench",
+            "mood": "4",
+            "csrftoken": session.csrf,
+        }
+    )
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    return [
+        {"name": "list", "path": "/entries", "headers": session.page},
+        {"name": "dashboard", "path": "/dashboard", "headers": session.page},
+        {"name": "stats-streaks", "path": "/api/v1/stats/streaks", "headers": session.api},
+        {
+            "name": "stats-timeline",
+            "path": f"/api/v1/stats/timeline?period=week&date_from={ten_years_ago}",
+            "headers": session.api,
+        },
+        {"name": "search-common", "path": f"/entries?q={COMMON}", "headers": session.page},
+        {"name": "search-rare", "path": f"/entries?q={RARE}", "headers": session.page},
+        {"name": "search-handful", "path": f"/entries?q={HANDFUL}", "headers": session.page},
+        {
+            "name": "quick-add",
+            "path": "/entries",
+            "method": "POST",
+            "body": quick_add,
+            "headers": {
+                **session.page,
+                **form,
+                "Origin": server.url,
+                "HX-Request": "true",
+                "HX-Target": "entries",
+                "x-csrftoken": session.csrf,
+            },
+        },
+        {
+            "name": "list-1000",
+            "path": "/entries",
+            "headers": session.page,
+            "connections": MANY,
+            "seconds": max(SECONDS, 10),
+            "timeout": 60,
+        },
+        {
+            "name": "login",
+            "path": "/api/v1/auth/bearer/login",
+            "method": "POST",
+            "body": urlencode({"username": HEAVY_EMAIL, "password": PASSWORD}),
+            "headers": form,
+            "connections": 4,
+        },
+    ]
+
+
+def run_plan(server: LiveServer, plan: list[dict], hello_rps: float) -> list[Run]:
+    assert server.process is not None
+    runs = []
+    for step in plan:
+        if ONLY and step["name"] not in ONLY:
+            continue
+        url = server.url + step["path"]
+        method, body = step.get("method", "GET"), step.get("body")
+        warm(url, step["headers"], method, body)
+        run = drive(
+            step["name"],
+            url,
+            server.process.pid,
+            connections=step.get("connections", CONNECTIONS),
+            seconds=step.get("seconds", SECONDS),
+            headers=step["headers"],
+            method=method,
+            body=body,
+            timeout=step.get("timeout", 10),
+        )
+        run.hello_ratio = run.rps / hello_rps if hello_rps else None
+        print_run(run)
+        runs.append(run)
+    return runs
+
+
+async def concurrent_writes(server: LiveServer, url: str) -> dict[str, object]:
+    """WRITERS users post WRITES_EACH entries each, all at once, through the JSON API; then
+    every 201 must be a row in the database (0 lost) and nothing else may have failed."""
+    tokens = [server.bearer_token(f"user{i}@bench.example") for i in range(1, WRITERS + 1)]
+    statuses: dict[int, int] = {}
+
+    async def writer(client: httpx.AsyncClient, n: int, token: str) -> None:
+        for k in range(WRITES_EACH):
+            response = await client.post(
+                "/api/v1/entries",
+                json={"title": f"bench-write {n}-{k}", "body": "Concurrent write.", "mood": 3},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await asyncio.gather(*(writer(client, n, t) for n, t in enumerate(tokens)))
+    seconds = time.perf_counter() - started
+    engine = create_engine(sync_url(url))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT count(*) FROM entry WHERE title LIKE 'bench-write %'")
+        ).scalar_one()
+    engine.dispose()
+    created = statuses.get(201, 0)
+    return {
+        "writes": WRITERS * WRITES_EACH,
+        "writers": WRITERS,
+        "created": created,
+        "rows": rows,
+        "lost": max(0, created - rows),
+        "failed": WRITERS * WRITES_EACH - created,
+        "statuses": statuses,
+        "seconds": seconds,
+    }
+
+
+def export(url: str, smtp: int) -> list[dict[str, float | str]]:
+    """The heavy user's export in each format: time, size and the server's RSS growth (peak
+    minus before). Each format gets a freshly started server, so memory that an earlier
+    scenario left allocated cannot hide what the export itself needs."""
+    figures = []
+    for fmt in ("json", "markdown", "csv"):
+        with LiveServer(database_url=url, smtp_port=smtp, migrate_first=False) as server:
+            assert server.process is not None
+            token = server.bearer_token(HEAVY_EMAIL)
+            size = 0
+            with MemorySampler(server.process.pid) as memory:
+                started = time.perf_counter()
+                with httpx.stream(
+                    "GET",
+                    f"{server.url}/api/v1/export?format={fmt}",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=600,
+                ) as response:
+                    response.raise_for_status()
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                seconds = time.perf_counter() - started
+        figures.append(
+            {
+                "format": fmt,
+                "seconds": seconds,
+                "mb": size / 1e6,
+                "before_mb": memory.before,
+                "peak_mb": memory.peak,
+                "growth_mb": memory.growth,
+            }
+        )
+    return figures
+
+
+def print_header() -> None:
+    print(
+        f"{'scenario':16} {'conns':>5} {'req/s':>8} {'x hello':>7} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak MB':>8}"
+    )
+
+
+def print_run(run: Run) -> None:
+    ratio = f"{run.hello_ratio:7.2f}" if run.hello_ratio is not None else f"{'':7}"
+    detail = f"  {run.error_detail}" if run.error_detail else ""
+    print(
+        f"{run.scenario:16} {run.connections:5} {run.rps:8.1f} {ratio} {run.p50:8.1f} "
+        f"{run.p95:8.1f} {run.p99:8.1f} {run.errors:7} {run.peak_mb:8.1f}{detail}",
+        flush=True,
+    )
+
+
+def targets(
+    backend: str, runs: dict[str, Run], writes: dict | None, exports: list[dict], locked: int
+) -> list[tuple[str, str, bool]]:
+    """(target, measured, passed) for every target whose scenarios ran."""
+    checks: list[tuple[str, str, bool]] = []
+    listing = runs.get("list")
+    if listing and listing.hello_ratio is not None:
+        checks.append(
+            (
+                f"list page >= {LIST_RATIO_MIN:.2f} of hello",
+                f"{listing.hello_ratio:.2f}",
+                listing.hello_ratio >= LIST_RATIO_MIN,
+            )
+        )
+    for name in (
+        "search-common",
+        "search-rare",
+        "search-handful",
+        "stats-streaks",
+        "stats-timeline",
+    ):
+        if listing and name in runs:
+            limit = P95_FACTOR_MAX * listing.p95
+            checks.append(
+                (
+                    f"{name} p95 <= {P95_FACTOR_MAX:g}x list p95 ({limit:.0f} ms)",
+                    f"{runs[name].p95:.0f} ms",
+                    runs[name].p95 <= limit,
+                )
+            )
+    for figure in exports:
+        checks.append(
+            (
+                f"export {figure['format']} RSS growth < {EXPORT_GROWTH_MAX_MB:g} MB",
+                f"{figure['growth_mb']:.1f} MB",
+                float(figure["growth_mb"]) < EXPORT_GROWTH_MAX_MB,
+            )
+        )
+    if "list-1000" in runs:
+        many = runs["list-1000"]
+        checks.append(
+            (f"{MANY:,} connections on the list page: 0 errors", str(many.errors), many.errors == 0)
+        )
+    if writes is not None:
+        checks.append(
+            (
+                f"{writes['writes']} concurrent writes: 0 lost, 0 failed",
+                f"{writes['lost']} lost, {writes['failed']} failed",
+                writes["lost"] == 0 and writes["failed"] == 0,
+            )
+        )
+        if backend == "sqlite":
+            checks.append(('no "database is locked" in the server log', str(locked), locked == 0))
+    return checks
+
+
+def bench_backend(backend: str, url: str) -> dict:
+    print(f"\n=== {backend}: {url.rsplit('@', 1)[-1]} ===", flush=True)
+    fresh_database(url)
+    seeded = seed(url)
+    print(
+        f"seeded {seeded.users:,} users, {seeded.entries:,} entries (heavy user: "
+        f"{seeded.heavy_entries:,}) in {seeded.seconds:.1f} s; wrk {SECONDS:g} s per run, "
+        f"{CONNECTIONS} connections unless stated; one gunicorn worker",
+        flush=True,
+    )
+    print_header()
+    smtp = free_port()  # nothing is mailed; the app only needs somewhere to point
+    with LiveServer(
+        database_url=url, smtp_port=smtp, migrate_first=False, app="bench.hello:create_app()"
+    ) as hello_server:
+        assert hello_server.process is not None
+        warm(hello_server.url + "/hello", {})
+        hello = drive(
+            "hello",
+            hello_server.url + "/hello",
+            hello_server.process.pid,
+            connections=CONNECTIONS,
+            seconds=SECONDS,
+            headers={},
+        )
+        hello.hello_ratio = 1.0
+        print_run(hello)
+    with LiveServer(database_url=url, smtp_port=smtp, migrate_first=False) as server:
+        session = Session(server)
+        runs = run_plan(server, scenario_plan(server, session), hello.rps)
+        writes = None
+        if not ONLY or "writes" in ONLY:
+            writes = asyncio.run(concurrent_writes(server, url))
+            print(
+                f"concurrent writes: {writes['writes']} by {writes['writers']} users in "
+                f"{writes['seconds']:.1f} s: {writes['created']} created, {writes['rows']} rows, "
+                f"{writes['lost']} lost, statuses {writes['statuses']}",
+                flush=True,
+            )
+        log = server.log.read_text(errors="replace")
+    exports = export(url, smtp) if not ONLY or "export" in ONLY else []
+    if exports:
+        print(f"\nexport of the heavy user ({seeded.heavy_entries:,} entries), a fresh server each")
+        print(
+            f"{'format':10} {'seconds':>8} {'MB':>7} {'RSS before':>11} {'peak':>7} {'growth':>7}"
+        )
+        for f in exports:
+            print(
+                f"{f['format']:10} {f['seconds']:8.2f} {f['mb']:7.1f} {f['before_mb']:11.1f} "
+                f"{f['peak_mb']:7.1f} {f['growth_mb']:7.1f}"
+            )
+    locked = log.count("database is locked")
+    by_name = {r.scenario: r for r in runs}
+    checks = targets(backend, by_name, writes, exports, locked)
+    print(f"\ntargets ({backend})")
+    for target, measured, passed in checks:
+        print(f"  {'PASS' if passed else 'FAIL'}  {target:58} {measured}")
+    return {
+        "backend": backend,
+        "seed_seconds": seeded.seconds,
+        "runs": [vars(r) | {"rps": r.rps} for r in [hello, *runs]],
+        "writes": writes,
+        "exports": exports,
+        "locked": locked,
+        "targets": [{"target": t, "measured": m, "pass": p} for t, m, p in checks],
+        "server_log": str(server.log),
+    }
+
+
+def backends(tmp: str) -> list[tuple[str, str]]:
+    wanted = os.environ.get("BENCH_BACKENDS", "sqlite,postgresql").split(",")
+    chosen = []
+    if "sqlite" in wanted:
+        chosen.append(("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"))
+    pg = os.environ.get("BENCH_DATABASE_URL", "")
+    if "postgresql" in wanted:
+        if pg.startswith("postgresql"):
+            chosen.append(("postgresql", pg))
+        else:
+            print(
+                "PostgreSQL skipped: set BENCH_DATABASE_URL=postgresql+psycopg://user@host/db "
+                "(a database that may be emptied)"
+            )
+    return chosen
+
+
+def main() -> None:
+    if not Path(WRK).exists():
+        sys.exit("wrk is missing: `apt-get install wrk` (Debian/Ubuntu), then run make bench again")
+    fds = raise_open_files_limit()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    print(
+        f"SuccessDiary bench: commit {commit or '?'}, {os.cpu_count()} CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}, open files {fds}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend, url in backends(tmp):
+            result = bench_backend(backend, url)
+            (RESULTS / f"{backend}.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"\nfigures saved in {RESULTS.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()
