@@ -181,7 +181,7 @@ async def by_category(
         .outerjoin(Category, col(Category.id) == col(Entry.category_id))
         .where(*_live(user), *_range(date_from, date_to))
         .group_by(col(Category.id), col(Category.name), col(Category.colour))
-        .order_by(func.count(col(Entry.id)).desc(), col(Category.name))
+        .order_by(func.count(col(Entry.id)).desc(), col(Category.name).nulls_first())
     )
     return [
         CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", n)
