@@ -38,8 +38,12 @@ def form_errors(
 
 
 def clip(value: str) -> str:
-    """Form fields are cut at a sane length before any work is done on them."""
-    return value[:MAX_FIELD]
+    """Form fields are cut at a sane length before any work is done on them.
+
+    A NUL can be in no stored value (PostgreSQL text refuses it): it becomes U+FFFD, so the
+    value matches nothing and is refused like any other wrong one, never a 500.
+    """
+    return value[:MAX_FIELD].replace("\x00", "\ufffd")
 
 
 def validation_errors(exc: ValidationError) -> dict[str, str]:

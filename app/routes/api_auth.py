@@ -17,6 +17,7 @@ from fastapi_users.exceptions import (
 
 from app.auth import User, current_user_token, password_helper, password_problem, session_cookie
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
+from app.forms import clip
 from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
 from app.services import accounts
 from app.web import after_response, audit_after, audit_login, client_ip
@@ -98,14 +99,11 @@ async def verify(
 async def _login(
     request: Request, form: OAuth2PasswordRequestForm, manager: Any, limiter: Any
 ) -> User:
+    email = clip(form.username)
     result, user = await accounts.login(
-        manager=manager,
-        limiter=limiter,
-        email=form.username,
-        password=form.password,
-        ip=client_ip(request),
+        manager=manager, limiter=limiter, email=email, password=form.password, ip=client_ip(request)
     )
-    audit_login(request, result, user, form.username)
+    audit_login(request, result, user, email)
     if result is accounts.LoginResult.RATE_LIMITED:
         raise HTTPException(429, result.value)
     if result is not accounts.LoginResult.OK or user is None:
