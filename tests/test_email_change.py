@@ -318,3 +318,25 @@ async def test_script_in_the_email_field_is_refused_or_inert_in_pages_and_mail(
         assert html is not None
         assert_inert(html.get_content(), set())
     assert await count(session, AuditEvent) >= 2
+
+
+async def test_an_account_gets_at_most_ten_wrong_codes_a_day(
+    client, app, session, alice, mailbox: Mailbox
+):
+    token = await bearer_token(client, "alice@example.com")
+    for _ in range(2):
+        await ask(client, token)
+        await settle(app)
+        for _ in range(5):
+            await client.post(
+                CONFIRM, json={"code": wrong(mailbox.code_for(NEW))}, headers=bearer(token)
+            )
+    await ask(client, token)
+    await settle(app)
+
+    response = await client.post(
+        CONFIRM, json={"code": mailbox.code_for(NEW)}, headers=bearer(token)
+    )
+
+    assert response.status_code == 429 and response.json() == {"detail": "TOO_MANY_ATTEMPTS"}
+    assert await email_of(session, alice) == "alice@example.com"

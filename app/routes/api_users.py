@@ -18,7 +18,7 @@ from app.schemas import (
     UserUpdate,
 )
 from app.services import accounts, audit
-from app.web import client_ip, mail_after, origin
+from app.web import mail_after, origin
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -136,7 +136,6 @@ async def confirm_email(
         limiter=limiter,
         user=user,
         code=body.code,
-        ip=client_ip(request),
         secret=settings.secret_key,
         origin=origin(request),
         keep=token,
@@ -167,6 +166,10 @@ async def revoke_other_sessions(
     """Sign out every other browser and API token of your account; this one stays."""
     user, token = user_token
     count = await audit.sign_out_others(
-        session=session, user=user, keep=token, lifetime=settings.session_lifetime_seconds, origin=origin(request)
+        session=session,
+        user=user,
+        keep=token,
+        lifetime=settings.session_lifetime_seconds,
+        origin=origin(request),
     )
     return SessionsRevoked(revoked=count)

@@ -14,7 +14,7 @@ from app.models import User
 from app.schemas import CURRENCIES, TIMEZONES, PreferencesUpdate
 from app.services import accounts, audit
 from app.templating import flash, render
-from app.web import PageUser, client_ip, mail_after, origin
+from app.web import PageUser, mail_after, origin
 
 router = APIRouter(include_in_schema=False)
 TIMEZONE_CHOICES = sorted(TIMEZONES)
@@ -213,7 +213,6 @@ async def confirm_email(
             limiter=limiter,
             user=user,
             code=code,
-            ip=client_ip(request),
             secret=settings.secret_key,
             origin=origin(request),
             keep=_token(request),

@@ -304,17 +304,16 @@ async def confirm_email_change(
     limiter: AuthLimiter,
     user: User,
     code: str,
-    ip: str,
     secret: str,
     origin: Origin,
     keep: str | None,
 ) -> EmailChangeResult:
     """Switch to the new address with its code, then end every other session."""
-    if await limiter.code_blocked(user.email, ip):
+    if await limiter.code_blocked(user.email, origin.ip):
         return EmailChangeResult.RATE_LIMITED
     row = await _code_row(session, user, change=True)
     if not await _use_code(session, user, row, code, secret) or row is None:
-        await limiter.code_failed(user.email, ip)
+        await limiter.code_failed(user.email, origin.ip)
         return EmailChangeResult.INVALID
     new_email = str(row.pending_email)
     if await user_by_email(session, new_email) is not None:
