@@ -3,7 +3,7 @@
 import httpx
 from sqlalchemy import func, select
 
-from app.models import AccessToken, EmailCode, User
+from app.models import AccessToken, User
 from tests.conftest import Mailbox, settle
 from tests.factories import PASSWORD, make_user, post_form, sign_in
 
@@ -221,33 +221,6 @@ async def test_change_password_errors_show_inline(client, alice):
     assert wrong.status_code == mismatch.status_code == 422
     assert "Your current password is not correct." in wrong.text
     assert "The two new passwords are not the same." in mismatch.text
-
-
-async def test_when_mail_cannot_be_sent_the_user_is_told_and_can_resend(
-    client, app, mailbox: Mailbox, session
-):
-    port = app.state.settings.smtp_port
-    app.state.settings.smtp_port = 9  # nothing listens on the discard port
-    try:
-        registered = await post_form(
-            client, "/register", {"email": "sam@example.com", "password": PASSWORD}
-        )
-        await settle(app)
-    finally:
-        app.state.settings.smtp_port = port
-    assert registered.status_code == 303
-    assert (await session.execute(select(User).filter_by(email="sam@example.com"))).scalar_one()
-    status = await client.get("/verify/status?email=sam@example.com&n=1", headers=HTMX)
-    assert "We could not send the code" in status.text
-    assert "hx-trigger" not in status.text, "polling stops once the answer is known"
-
-    await post_form(client, "/verify/resend", {"email": "sam@example.com"})
-    await settle(app)
-    code = mailbox.code_for("sam@example.com")
-    assert (await session.execute(select(EmailCode.mail_failed))).scalar_one() is False
-    assert (
-        await post_form(client, "/verify", {"email": "sam@example.com", "code": code})
-    ).status_code == 303
 
 
 async def test_the_mail_status_poll_stops_after_a_while(client):

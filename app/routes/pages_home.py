@@ -23,5 +23,9 @@ async def healthz(session: SessionDep) -> JSONResponse:
     try:
         await session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
-        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+        return JSONResponse(
+            {"status": "error", "database": "unavailable"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
