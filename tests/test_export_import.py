@@ -309,25 +309,6 @@ async def test_an_upload_without_the_form_token_is_refused(client, session, alic
     assert await count(session) == 0
 
 
-async def test_bob_cannot_import_alices_pending_upload(client, app, session, alice, bob):
-    await seed(session, alice)
-    await sign_in(client, "alice@example.com")
-    file = await export(client, {})
-    preview = await client.post(
-        "/import/preview",
-        data={"csrftoken": client.cookies["csrftoken"]},
-        files={"file": ("a.json", file)},
-        headers={"Origin": "http://testserver"},
-    )
-    pending = preview.text.split('name="token" value="')[1].split('"')[0]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as other:
-        await sign_in(other, "bob@example.com")
-        response = await post_form(other, "/import", {"token": pending})
-    assert response.status_code == 303 and await count(session) == 2
-
-
 async def test_the_print_view_lists_a_date_range(client, session, alice):
     await seed(session, alice)
     await sign_in(client, "alice@example.com")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.models import Category, Entry, User
+from app.schemas import ID_MAX
 
 DEFAULTS = [
     ("Work", "#2563eb"),
@@ -55,7 +56,9 @@ async def list_categories(*, session: AsyncSession, user: User) -> list[Category
 
 
 async def get_category(*, session: AsyncSession, user: User, category_id: int) -> Category | None:
-    """The user's category, or None (also for another user's id)."""
+    """The user's category, or None (also for another user's id, or one no row can have)."""
+    if not 0 < category_id <= ID_MAX:
+        return None
     stmt = select(Category).where(col(Category.id) == category_id, col(Category.user_id) == user.id)
     return (await session.execute(stmt)).scalar_one_or_none()
 

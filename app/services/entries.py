@@ -22,7 +22,7 @@ from sqlmodel import col
 from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
-from app.schemas import EntryCreate, EntryFields, EntryUpdate
+from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate
 from app.services.categories import get_category
 from app.services.text import MARK_END, MARK_START, parse_tags
 
@@ -169,12 +169,16 @@ async def get_entry(
     *, session: AsyncSession, user: User, entry_id: int, deleted: bool = False
 ) -> Entry | None:
     """The user's entry (or, with deleted=True, one deleted recently enough to undo)."""
+    if not 0 < entry_id <= ID_MAX:
+        return None
     stmt = select(Entry).where(col(Entry.id) == entry_id, col(Entry.user_id) == user.id)
     gone = col(Entry.deleted_at).is_not(None) if deleted else col(Entry.deleted_at).is_(None)
     return (await session.execute(stmt.where(gone))).scalar_one_or_none()
 
 
 async def get_entry_view(*, session: AsyncSession, user: User, entry_id: int) -> EntryView | None:
+    if not 0 < entry_id <= ID_MAX:
+        return None
     stmt = visible_entries(user).where(col(Entry.id) == entry_id)
     row = (await session.execute(stmt)).first()
     return EntryView(row[0], row[1]) if row else None
@@ -205,8 +209,9 @@ def visible_entries(user: User) -> Select[tuple[Entry, Category]]:
 
 
 def _filtered(stmt: Select, user: User, filters: Filters) -> Select:
-    if filters.category_id is not None:
-        stmt = stmt.where(col(Entry.category_id) == filters.category_id)
+    if filters.category_id is not None:  # an id no row can have matches nothing
+        wanted = filters.category_id if 0 < filters.category_id <= ID_MAX else -1
+        stmt = stmt.where(col(Entry.category_id) == wanted)
     if filters.mood is not None:
         stmt = stmt.where(col(Entry.mood) == filters.mood)
     if filters.date_from is not None:
