@@ -8,7 +8,6 @@ from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
 from app.background import Background
-from app.config import ROOT, Settings
+from app.config import Settings
 from app.config import settings as default_settings
 from app.db import make_engine, make_sessionmaker
 from app.htmx import redirect
@@ -42,6 +41,7 @@ from app.routes import (
 from app.routes.docs import router as docs_router
 from app.schemas import document_unreadable_bodies
 from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
+from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
 from app.web import LoginRequired
 
@@ -104,11 +104,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(docs_router)
     plain_openapi = app.openapi
     app.openapi = lambda: document_unreadable_bodies(plain_openapi())  # type: ignore[method-assign]
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", HashedStaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
 
-    # Outermost last: request id, metrics and access line, headers, size limit, origin, CSRF,
-    # flash session, then NoteRoute (tells the metrics which route matched).
+    # Outermost last: request id, compression, metrics and access line, headers, size limit,
+    # origin, CSRF, flash session, then NoteRoute (tells the metrics which route matched).
     app.add_middleware(NoteRoute, templates=route_templates(ROUTERS))
     app.add_middleware(
         SessionMiddleware,
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(Observe)
+    app.add_middleware(Compress)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from app.config import ROOT
 from app.htmx import is_htmx
+from app.static import static_url
 
 templates = Jinja2Templates(directory=ROOT / "templates")
 
@@ -67,5 +68,6 @@ def day_label(day: date, today: date | None = None) -> str:
 
 
 templates.env.globals["csrf_token"] = csrf_token
+templates.env.globals["static_url"] = static_url
 templates.env.filters["money"] = money
 templates.env.filters["day_label"] = day_label
