@@ -1,6 +1,7 @@
 """Serving in production: the README's command serves, several workers share their rate
 limits through Redis, HTML goes out compressed and static assets are cached for a year."""
 
+import asyncio
 import contextlib
 import gzip
 import os
@@ -32,9 +33,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[LiveServer]:
-    """One worker on a fresh SQLite file, shared by the tests that only read from it."""
+    """Two workers on a fresh SQLite file, shared by this module's tests."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('live') / 'live.sqlite3'}"
-    with LiveServer(database_url=url, smtp_port=mailbox.port) as live:
+    with LiveServer(database_url=url, smtp_port=mailbox.port, workers=2) as live:
         live.create_user("alice@example.com")
         yield live
 
@@ -61,6 +62,31 @@ def test_a_large_html_page_is_sent_gzipped(server):
     assert response.headers["content-encoding"] == "gzip"
     assert int(response.headers["content-length"]) < len(response.content) / 3
     assert "Win 19" in response.text
+
+
+async def test_concurrent_quick_adds_all_land_without_database_is_locked(server):
+    """SQLite, two workers, 32 forms at once: every write acknowledged is stored."""
+    with signed_in(server) as sync_client:
+        cookies = dict(sync_client.cookies)
+        sync_client.get("/entries", headers=SAME_ORIGIN)
+        cookies.update(sync_client.cookies)
+    limits = httpx.Limits(max_connections=32)
+    headers = {"Origin": server.url}
+    async with httpx.AsyncClient(
+        base_url=server.url, cookies=cookies, limits=limits, timeout=60
+    ) as client:
+        form = {"csrftoken": cookies["csrftoken"], "tags": "parallel"}
+        posts = [
+            client.post("/entries", data={**form, "title": f"Parallel {i}"}, headers=headers)
+            for i in range(96)
+        ]
+        statuses = [r.status_code for r in await asyncio.gather(*posts)]
+        assert statuses == [303] * 96
+        listed = (
+            await client.get("/api/v1/entries", params={"tag": "parallel", "limit": 100})
+        ).json()
+    assert len(listed["items"]) == 96
+    assert "database is locked" not in server.log.read_text(errors="replace")
 
 
 def test_a_cross_site_request_with_cookies_is_not_compressed(server):
