@@ -15,6 +15,7 @@ if [ "$#" -gt 0 ]; then
 fi
 
 alembic upgrade head
-# Workers: WEB_CONCURRENCY; trusted proxies for X-Forwarded-*: FORWARDED_ALLOW_IPS.
+# Workers: WEB_CONCURRENCY; trusted proxies for X-Forwarded-*: FORWARDED_ALLOW_IPS. No control
+# socket: the user has no home to put it in, and the container is managed by docker.
 exec gunicorn -c python:app.gunicorn_conf 'app.main:create_app()' \
-    --bind 0.0.0.0:8000 --graceful-timeout 20
+    --bind 0.0.0.0:8000 --graceful-timeout 20 --no-control-socket
