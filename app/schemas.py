@@ -94,8 +94,8 @@ class UserRead(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """A new password or a new email (one at a time), with the current password.
-    Anything else in the body is ignored."""
+    """A new password or a new email, with the current password. With a `password` this is a
+    password change and `email` is ignored, as is anything else in the body."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -112,8 +112,8 @@ class UserUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _one_change(self) -> "UserUpdate":
-        if (self.password is None) == (self.email is None):
-            raise ValueError("Send either a new `password` or a new `email`, one at a time.")
+        if self.password is None and self.email is None:
+            raise ValueError("Send a new `password` or a new `email`.")
         return self
 
 

@@ -51,15 +51,25 @@ async def update_me(
     limiter: LimiterDep,
     settings: SettingsDep,
 ) -> Response | UserRead:
-    """Change the password (every session ends, this one included: sign in again), or start
-    changing the email: a code goes to the new address, a notice to the current one, and the
-    address changes when the code is confirmed. The answer is the same for a taken address."""
-    if body.email is not None:
+    """Change the password (every session ends, this one included: sign in again; an `email`
+    sent with it is ignored), or start changing the email: a code goes to the new address, a
+    notice to the current one, and the address changes when the code is confirmed. The answer
+    is the same for a taken address."""
+    if body.password is not None:
+        problem = await accounts.change_password(
+            session=session,
+            manager=manager,
+            user=user,
+            current=body.current_password,
+            new=body.password,
+            origin=origin(request),
+        )
+    else:
         problem, jobs = await accounts.request_email_change(
             session=session,
             limiter=limiter,
             user=user,
-            new_email=body.email,
+            new_email=str(body.email),
             password=body.current_password,
             secret=settings.secret_key,
             origin=origin(request),
@@ -67,15 +77,6 @@ async def update_me(
         mail_after(request, *jobs)
         if not problem:
             return JSONResponse(Accepted(message=EMAIL_CODE_SENT).model_dump(), status_code=202)
-    else:
-        problem = await accounts.change_password(
-            session=session,
-            manager=manager,
-            user=user,
-            current=body.current_password,
-            new=str(body.password),
-            origin=origin(request),
-        )
     if problem:
         field, reason = problem
         raise HTTPException(422, {"code": "USER_UPDATE_INVALID", "field": field, "reason": reason})
