@@ -21,6 +21,10 @@ SQLITE_PRAGMAS = (
 
 
 CONNECT_TIMEOUT_SECONDS = 5
+# A burst (SECURITY.md row 28: 1,000 connections on one worker) queues for a pooled
+# connection rather than failing after SQLAlchemy's default 30 s; a database that is down
+# fails at connect (above), so this wait only ever covers a busy one.
+POOL_TIMEOUT_SECONDS = 120
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -32,7 +36,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 5})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 5}, pool_timeout=POOL_TIMEOUT_SECONDS
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
     # pre_ping replaces connections the server dropped (a restart): the app recovers alone;
@@ -42,6 +48,7 @@ def make_engine(url: str) -> AsyncEngine:
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
