@@ -213,6 +213,7 @@ class Observe:
     def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
         self.app = app
         self.log_requests = log_requests
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -237,26 +238,40 @@ class Observe:
         finally:
             elapsed = time.perf_counter() - start
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            route = slot.template
-            REQUESTS.labels(method, route, f"{status // 100}xx").inc()
-            LATENCY.labels(method, route).observe(elapsed)
-            if self.log_requests:
-                duration_ms = round(elapsed * 1000, 1)
-                # scope["path"] has no query string: no reset token reaches the log.
-                access_log.info(
-                    "%s %s %s %sms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    duration_ms,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": duration_ms,
-                    },
-                )
+            count, timer = self._series(method, slot.template, status // 100)
+            count.inc()
+            timer.observe(elapsed)
+            if self.log_requests and access_log.isEnabledFor(logging.INFO):
+                self._log(scope, slot.template, status, round(elapsed * 1000, 1))
+
+    def _series(self, method: str, route: str, status_class: int) -> tuple[Any, Any]:
+        """The labelled counter and histogram, looked up once per label set (bounded)."""
+        key = (method, route, status_class)
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = (
+                REQUESTS.labels(method, route, f"{status_class}xx"),
+                LATENCY.labels(method, route),
+            )
+        return series
+
+    @staticmethod
+    def _log(scope: Scope, route: str, status: int, duration_ms: float) -> None:
+        # scope["path"] has no query string: no reset token reaches the log. The record is
+        # made directly: the caller's file and line, which logging would look up, mean nothing.
+        method, path = scope["method"], scope["path"]
+        fields = {
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+        args = (method, path, status, duration_ms)
+        record = access_log.makeRecord(
+            access_log.name, logging.INFO, "", 0, "%s %s %s %sms", args, None, extra=fields
+        )
+        access_log.handle(record)
 
 
 class NoteRoute:
