@@ -123,8 +123,11 @@ async def test_a_crash_logs_its_traceback_as_json_while_the_page_shows_only_the_
     assert access["status"] == 500 and access["request_id"] == request_id
 
 
-async def test_in_development_lines_are_short_text_with_the_request_id(client, capsys):
-    response = await client.get("/healthz")
+async def test_in_development_lines_are_short_text_with_the_request_id(
+    app, db_url, mailbox, capsys
+):
+    async for _application, c in serve(make_settings(db_url, mailbox.port)):
+        response = await c.get("/healthz")
     err = capsys.readouterr().err
     assert f"app.access [{response.headers['x-request-id']}] GET /healthz 200" in err
     assert not err.lstrip().startswith("{")
