@@ -106,29 +106,15 @@ def configure_logging(json_lines: bool) -> None:
 
 
 def gunicorn_logconfig(json_lines: bool = True) -> dict[str, Any]:
-    """gunicorn's `logconfig_dict`: the master's own lines (start, workers) in the same shape."""
-    factory = (
-        "app.observability.json_formatter" if json_lines else "app.observability.text_formatter"
-    )
+    """gunicorn's `logconfig_dict`: the master's own lines (start, workers) in the same shape.
+
+    The handler is the one create_app() replaces in each worker, so no line is written twice.
+    """
+    stderr = {"()": "app.observability.handler", "json_lines": json_lines}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"lines": {"()": factory}},
-        "filters": {
-            "request_id": {
-                "()": "asgi_correlation_id.CorrelationIdFilter",
-                "default_value": None if json_lines else "-",
-            }
-        },
-        "handlers": {
-            # The class create_app() replaces in each worker, so lines are not written twice.
-            "stderr": {
-                "class": "app.observability.StderrHandler",
-                "formatter": "lines",
-                "filters": ["request_id"],
-            },
-            "null": {"class": "logging.NullHandler"},
-        },
+        "handlers": {"stderr": stderr, "null": {"class": "logging.NullHandler"}},
         "root": {"level": "WARNING", "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
