@@ -37,6 +37,9 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# Sign-outs: the browser drops its cached pages, cookies and storage for the site with them.
+SIGN_OUTS = {"/logout", "/api/v1/auth/cookie/logout", "/api/v1/auth/bearer/logout"}
+CLEAR_SITE_DATA = (b"clear-site-data", b'"cache", "cookies", "storage"')
 # Pages whose forms may be posted before any session exists: login CSRF is a thing.
 ALWAYS_PROTECT = {
     "/login",
@@ -97,6 +100,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        sign_out = scope["method"] == "POST" and scope["path"] in SIGN_OUTS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -105,6 +109,8 @@ class SecurityHeaders:
                 headers.extend(h for h in self.common if h[0] not in names)
                 if b"cache-control" not in names and not static:
                     headers.append((b"cache-control", b"no-store"))
+                if sign_out and message["status"] < 400 and b"clear-site-data" not in names:
+                    headers.append(CLEAR_SITE_DATA)
                 message["headers"] = headers
             await send(message)
 

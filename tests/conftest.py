@@ -27,6 +27,8 @@ from app.main import create_app
 from app.models import User, metadata
 from tests.factories import make_user
 
+pytest_plugins = ["tests.browser.plugin"]  # Chromium and a live server, for any test module
+
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 

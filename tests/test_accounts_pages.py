@@ -35,7 +35,7 @@ async def test_a_visitor_signs_up_verifies_signs_in_and_out(
 
     out = await post_form(client, "/logout", {})
     assert out.status_code == 303
-    assert out.headers["clear-site-data"] == '"cache", "storage"'
+    assert out.headers["clear-site-data"] == '"cache", "cookies", "storage"'
     assert "Here is what comes next" not in (await client.get("/")).text
 
 
@@ -142,7 +142,7 @@ async def test_pages_need_a_session(client):
 async def test_signing_out_without_a_session_just_goes_to_sign_in(client):
     response = await post_form(client, "/logout", {})
     assert response.status_code == 303
-    assert response.headers["location"] == "/login"
+    assert response.headers["location"] == "/login?signed_out=1"
 
 
 async def test_a_signed_in_visitor_skips_the_sign_in_page(client, alice):

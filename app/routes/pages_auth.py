@@ -133,10 +133,12 @@ async def resend_code(request: Request, settings: SettingsDep, email: Field = ""
 
 @router.get("/login")
 async def login_page(
-    request: Request, user: OptionalUser, email: str = "", next: str = "/"
+    request: Request, user: OptionalUser, email: str = "", next: str = "/", signed_out: bool = False
 ) -> Response:
     if user:
         return redirect(request, safe_next(next))
+    if signed_out:  # said here: the sign-out answer cleared every cookie, the flash's too
+        flash(request, "You have signed out.")
     values = {"email": clip(email), "next": safe_next(next)}
     return render(request, "auth/login.html", {"values": values, "errors": {}})
 
@@ -184,12 +186,10 @@ async def login(
 @router.post("/logout")
 async def logout(request: Request, user: OptionalUser, strategy: StrategyDep) -> Response:
     """Ends the session for good; an already expired session just gets its cookie cleared."""
-    flash(request, "You have signed out.")
-    response = redirect(request, "/login")
+    response = redirect(request, "/login?signed_out=1")  # Clear-Site-Data: see app.security
     await end_session(request, response, strategy, user)
     if user is not None:
         audit_after(request, "logout", user)
-    response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
 
 

@@ -106,7 +106,7 @@ async def test_a_visitor_signs_up_with_the_mailed_code_then_signs_in_and_out(
         )
         await page.get_by_label("Menu").click()
     await page.get_by_role("button", name="Sign out").locator("visible=true").click()
-    await page.wait_for_url("**/login")
+    await page.wait_for_url("**/login?signed_out=1")
     await page.get_by_text("You have signed out").wait_for()
     stored = await page.evaluate("JSON.stringify([localStorage, sessionStorage])")
     assert email not in stored and "Here is what comes next" not in stored, stored

@@ -24,7 +24,7 @@ async def alices_rows(app: FastAPI, alice: User) -> list[dict[str, Any]]:
     async with app.state.sessionmaker() as s:
         rows: list[dict[str, Any]] = []
         for model in (Entry, EntryTag, Category):
-            found = await s.execute(select(model).where(model.user_id == alice.id))  # type: ignore[attr-defined]
+            found = await s.execute(select(model).where(model.user_id == alice.id))
             rows += sorted(
                 (r.model_dump() for r in found.scalars()), key=lambda r: str(sorted(r.items()))
             )

@@ -1,0 +1,106 @@
+"""A real server (uvicorn, migrated SQLite database) and Debian's Chromium driven by Playwright.
+
+A plugin (tests/conftest.py loads it) so any test module, tests/security's included, shares the
+one browser and the one server of the session. Tests that use Chromium are marked `browser`;
+they skip when Chromium is missing, unless REQUIRE_BROWSER=1 (CI) makes that a failure.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.config import ROOT
+from tests.conftest import Mailbox, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "test-results"
+HAVE_CHROMIUM = CHROMIUM.exists()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.fspath) or "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[object]:
+    if not HAVE_CHROMIUM:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(
+                "REQUIRE_BROWSER=1 but /usr/bin/chromium is missing (apt-get install -y chromium)"
+            )
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """uvicorn as a user runs it, on a database that `alembic upgrade head` created."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db = tmp_path_factory.mktemp("live") / "live.sqlite3"
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "BASE_URL": base,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mailbox.port),
+        "SECRET_KEY": "browser-test-secret-key-0123456789-abcdefghij",
+    }
+    env.pop("REDIS_URL", None)
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [str(bin_dir / "alembic"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "uvicorn"),
+            "--factory",
+            "app.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the server did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
