@@ -39,6 +39,8 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 ONLY = {s.strip() for s in os.environ.get("BENCH_SCENARIOS", "").split(",") if s.strip()}
 RESULTS = ROOT / "bench" / "results"
 WRITERS, WRITES_EACH = 20, 25
+# What a browser sends with a page request: the app gzips what it may (see README, BREACH).
+BROWSER = {"Accept": "text/html", "Accept-Encoding": "gzip, br", "Sec-Fetch-Site": "same-origin"}
 LOCK_SIGNS = ("database is locked", "database unavailable: OperationalError")
 MANY = 1_000
 MANY_TIMEOUT = 30  # s: a user (or a proxy's read timeout) gives up on a page after this
@@ -61,8 +63,8 @@ class Session:
             self.cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
             self.csrf = client.cookies["csrftoken"]
         self.token = server.bearer_token(HEAVY_EMAIL)
-        self.page = {"Cookie": self.cookie}
-        self.api = {"Authorization": f"Bearer {self.token}"}
+        self.page = {"Cookie": self.cookie, **BROWSER}
+        self.api = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "gzip"}
 
 
 def warm(url: str, headers: dict[str, str], method: str = "GET", body: str | None = None) -> None:
@@ -245,7 +247,7 @@ def export(url: str, smtp: int) -> list[dict[str, float | str]]:
 def print_header() -> None:
     print(
         f"{'scenario':16} {'conns':>5} {'req/s':>8} {'x hello':>7} {'p50 ms':>8} "
-        f"{'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak MB':>8}"
+        f"{'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak MB':>8} {'kB/resp':>8}"
     )
 
 
@@ -254,7 +256,8 @@ def print_run(run: Run) -> None:
     detail = f"  {run.error_detail}" if run.error_detail else ""
     print(
         f"{run.scenario:16} {run.connections:5} {run.rps:8.1f} {ratio} {run.p50:8.1f} "
-        f"{run.p95:8.1f} {run.p99:8.1f} {run.errors:7} {run.peak_mb:8.1f}{detail}",
+        f"{run.p95:8.1f} {run.p99:8.1f} {run.errors:7} {run.peak_mb:8.1f} "
+        f"{run.response_kb:8.1f}{detail}",
         flush=True,
     )
 
@@ -354,14 +357,15 @@ def summary(result: dict) -> str:
     lines = [
         f"{result['backend']} ({result['seeded']})",
         "",
-        "| scenario | conns | req/s | x hello | p50 ms | p95 ms | p99 ms | errors | peak RSS MB | target |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| scenario | conns | req/s | x hello | p50 ms | p95 ms | p99 ms | errors | peak RSS MB | kB/resp | target |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for run in result["runs"]:
         lines.append(
             f"| {run['scenario']} | {run['connections']} | {run['rps']:.1f} | "
             f"{run['hello_ratio']:.3f} | {run['p50']:.1f} | {run['p95']:.1f} | {run['p99']:.1f} | "
-            f"{run['errors']} | {run['peak_mb']:.0f} | {verdict(run['scenario'])} |"
+            f"{run['errors']} | {run['peak_mb']:.0f} | {run['response_kb']:.1f} | "
+            f"{verdict(run['scenario'])} |"
         )
     if result["exports"]:
         lines += [
@@ -401,14 +405,14 @@ def bench_backend(backend: str, url: str) -> dict:
         database_url=url, smtp_port=smtp, migrate_first=False, app="bench.hello:create_app()"
     ) as hello_server:
         assert hello_server.process is not None
-        warm(hello_server.url + "/hello", {})
+        warm(hello_server.url + "/hello", BROWSER)
         hello = drive(
             "hello",
             hello_server.url + "/hello",
             hello_server.process.pid,
             connections=CONNECTIONS,
             seconds=SECONDS,
-            headers={},
+            headers=BROWSER,
         )
         hello.hello_ratio = 1.0
         print_run(hello)

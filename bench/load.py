@@ -32,6 +32,7 @@ class Run:
     errors: int
     error_detail: dict[str, int]
     peak_mb: float
+    response_kb: float = 0.0  # average bytes on the wire per response (headers included)
     hello_ratio: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -178,4 +179,5 @@ def drive(
         errors=sum(detail.values()),
         error_detail={k: v for k, v in detail.items() if v},
         peak_mb=memory.peak,
+        response_kb=summary["bytes"] / summary["requests"] / 1000 if summary["requests"] else 0.0,
     )
