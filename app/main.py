@@ -135,6 +135,17 @@ def _wants_json(request: Request) -> bool:
     )
 
 
+# Starlette stops reading a form past 1,000 fields or files, as a 400 with this message.
+FORM_LIMITS = ("Too many fields.", "Too many files.")
+
+
+def _too_many_fields(request: Request, detail: str) -> Response:
+    """A form that big is an oversized request: 413, saying what the limit is."""
+    if _wants_json(request):
+        return JSONResponse({"detail": "REQUEST_TOO_LARGE", "message": detail}, 413)
+    return render(request, "errors/413.html", {"message": detail}, status_code=413)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
@@ -142,6 +153,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and str(exc.detail).startswith(FORM_LIMITS):
+            return _too_many_fields(request, str(exc.detail))
         if _wants_json(request) or exc.status_code not in (404, 405):
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
         return render(request, "errors/404.html", status_code=404)

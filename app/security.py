@@ -155,18 +155,24 @@ class BodyLimit:
             await _refuse(scope, send, 413, "REQUEST_TOO_LARGE", self._message(limit))
             return
         received = 0
-        started = False
+        started = too_large = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
+                too_large = True
                 raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if too_large:  # the app caught BodyTooLarge (FastAPI makes it a 400): a 413 instead
+                if not started:
+                    started = True
+                    await _refuse(scope, send, 413, "REQUEST_TOO_LARGE", self._message(limit))
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -1,6 +1,9 @@
-"""SECURITY.md rows 8-11, 15, 17, 19 (size) and 21: what every request and response must obey."""
+"""SECURITY.md rows 8-11, 15, 17 (email), 19 and 21: what every request and response must obey."""
 
+import gc
 import re
+import tracemalloc
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -10,7 +13,7 @@ from sqlalchemy import func, select
 from starlette.routing import Route
 
 from app.main import create_app
-from app.models import User
+from app.models import Entry, User
 from tests.conftest import make_settings, settle
 from tests.factories import PASSWORD, csrf_token, post_form, sign_in
 
@@ -230,14 +233,126 @@ async def test_row17_markup_in_the_email_field_is_inert(client, app, mailbox):
     assert mailbox.messages == []
 
 
-async def test_row19_a_body_over_the_limit_gets_413(client):
-    response = await client.post(
-        "/api/v1/auth/register",
-        content=b"x" * 2_000_000,
-        headers={"Content-Type": "application/json"},
+TEN_MB = 10_000_000
+
+
+async def chunks(total: int, size: int = 64_000) -> AsyncIterator[bytes]:
+    """A body sent without Content-Length, as a stream of chunks."""
+    for _ in range(total // size):
+        yield b"x" * size
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_row19_a_10_mb_body_gets_413_with_a_clear_message(client, app, session, declared):
+    body = b"x" * TEN_MB if declared else chunks(TEN_MB)
+    api = await client.post(
+        "/api/v1/auth/register", content=body, headers={"Content-Type": "application/json"}
     )
-    assert response.status_code == 413
-    assert response.json()["detail"] == "REQUEST_TOO_LARGE"
+    assert api.status_code == 413
+    assert api.json() == {
+        "detail": "REQUEST_TOO_LARGE",
+        "message": "The request is larger than 1,000 kB.",
+    }
+    page = await client.post(
+        "/register",
+        content=b"x" * TEN_MB if declared else chunks(TEN_MB),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"},
+    )
+    assert page.status_code == 413
+    assert "The request is larger than 1,000 kB." in page.text
+    await settle(app)
+    assert (await session.execute(select(func.count()).select_from(User))).scalar_one() == 0
+
+
+def many_fields(n: int, token: str) -> dict[str, str]:
+    return {"csrftoken": token, "title": "Too many", **{f"field{i}": "x" for i in range(n)}}
+
+
+async def test_row19_a_form_with_over_1000_fields_gets_413_with_a_clear_message(
+    client, alice, session
+):
+    api = await client.post(
+        "/api/v1/auth/bearer/login",
+        data={"username": "alice@example.com", "password": PASSWORD, **many_fields(1000, "")},
+    )
+    assert api.status_code == 413
+    assert api.json() == {
+        "detail": "REQUEST_TOO_LARGE",
+        "message": "Too many fields. Maximum number of fields is 1000.",
+    }
+    await sign_in(client, "alice@example.com")
+    token = await csrf_token(client)
+    page = await post_form(
+        client, "/entries", many_fields(1000, token), headers={"Accept": "text/html"}
+    )
+    assert page.status_code == 413
+    assert "Too many fields. Maximum number of fields is 1000." in page.text
+    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+    fine = await post_form(client, "/entries", many_fields(900, token))
+    assert fine.status_code == 303, "a form under the limit is read (extra fields ignored)"
+
+
+async def test_row19_an_entry_of_100_001_characters_gets_422_and_writes_nothing(
+    client, alice, session
+):
+    await sign_in(client, "alice@example.com")
+    token = await csrf_token(client)
+    too_long = "x" * 100_001
+    message = "Use at most 100,000 characters for the text (100,001 now)."
+    api = await client.post(
+        "/api/v1/entries", json={"title": "Long", "body": too_long}, headers={"x-csrftoken": token}
+    )
+    assert api.status_code == 422
+    assert message in api.json()["detail"][0]["msg"]
+    page = await post_form(
+        client, "/entries", {"title": "Long", "body": too_long}, headers={"Accept": "text/html"}
+    )
+    assert page.status_code == 422 and message in page.text
+    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+    exact = await client.post(
+        "/api/v1/entries",
+        json={"title": "Long", "body": "x" * 100_000},
+        headers={"x-csrftoken": token},
+    )
+    assert exact.status_code == 201, "100,000 characters is still fine"
+
+
+async def test_row19_memory_stays_steady_under_repeated_oversized_requests(client, alice):
+    """The refused bodies are never buffered: peak memory does not grow with the repeats."""
+    await sign_in(client, "alice@example.com")
+    token = await csrf_token(client)
+    fields = many_fields(1000, token)
+    long_entry = {"title": "Long", "body": "x" * 100_001}
+
+    async def oversized() -> None:
+        sizes = [
+            await client.post(
+                "/api/v1/entries",
+                content=chunks(TEN_MB),
+                headers={"Content-Type": "application/json", "x-csrftoken": token},
+            ),
+            await post_form(client, "/entries", fields),
+            await client.post("/api/v1/entries", json=long_entry, headers={"x-csrftoken": token}),
+        ]
+        assert [r.status_code for r in sizes] == [413, 413, 422]
+
+    await oversized()  # warm up: imports, caches, the first compiled templates
+    peaks, kept = [], []
+    tracemalloc.start()
+    try:
+        for _ in range(8):
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            await oversized()
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+            gc.collect()
+            kept.append(tracemalloc.get_traced_memory()[0] - before)
+    finally:
+        tracemalloc.stop()
+    assert max(peaks) < 3_000_000, f"a 10 MB body was buffered: peaks {peaks}"
+    assert max(peaks[4:]) < 1.5 * max(peaks[:4]) + 200_000, f"peaks grow: {peaks}"
+    assert sum(kept[4:]) < 500_000, f"memory kept per round: {kept}"
 
 
 async def test_row21_a_crash_shows_a_generic_page_with_a_request_id(db_url, mailbox):
