@@ -1,4 +1,4 @@
-"""SECURITY.md rows 8-11, 15, 17 (email), 19 and 21: what every request and response must obey."""
+"""SECURITY.md rows 8-11, 15, 19 and 21: what every request and response must obey."""
 
 import gc
 import re
@@ -206,31 +206,6 @@ async def test_row15_production_sends_hsts_for_a_year(db_url, mailbox):
         response = await c.get("/login")
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")
     await app.state.engine.dispose()
-
-
-XSS_EMAIL = '"<script>alert(1)</script>"@example.com'
-
-
-async def test_row17_markup_in_the_email_field_is_inert(client, app, mailbox):
-    for email in [
-        XSS_EMAIL,
-        "<img src=x onerror=alert(1)>@example.com",
-        'a" hx-get="/x"@example.com',
-    ]:
-        page = await post_form(client, "/register", {"email": email, "password": PASSWORD})
-        assert page.status_code == 422
-        assert "<script>alert" not in page.text and "<img src=x" not in page.text
-        assert 'hx-get="/x"' not in page.text
-        api = await client.post(
-            "/api/v1/auth/register",
-            json={"email": email, "password": PASSWORD},
-            headers={"x-csrftoken": await csrf_token(client)},
-        )
-        assert api.status_code == 422
-    verify = await client.get("/verify", params={"email": "<script>alert(1)</script>"})
-    assert "<script>alert(1)" not in verify.text
-    await settle(app)
-    assert mailbox.messages == []
 
 
 TEN_MB = 10_000_000
