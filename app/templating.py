@@ -2,10 +2,12 @@
 
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from babel.numbers import format_currency
 from fastapi.templating import Jinja2Templates
+from jinja2.filters import do_urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -59,7 +61,9 @@ def money(amount: Decimal | None, currency: str | None) -> str:
     return format_currency(amount, currency, locale="en")
 
 
+@lru_cache(maxsize=4096)
 def day_label(day: date, today: date | None = None) -> str:
+    """'Today', 'Yesterday' or 'Monday 2 March 2026' (cached: strftime by name is slow)."""
     if today is not None and day == today:
         return "Today"
     if today is not None and day == today - timedelta(days=1):
@@ -67,7 +71,23 @@ def day_label(day: date, today: date | None = None) -> str:
     return f"{day:%A} {day.day} {day:%B %Y}"
 
 
+@lru_cache(maxsize=4096)
+def short_day(day: date) -> str:
+    """'Sun 22 Nov 2026' (cached: a year's heatmap names 365 days)."""
+    return day.strftime("%a %-d %b %Y")
+
+
+_quote = lru_cache(maxsize=4096)(do_urlencode)
+
+
+def urlencode(value: Any) -> str:
+    """Jinja's urlencode; a tag (short text) is quoted once, not on every page listing it."""
+    return _quote(value) if isinstance(value, str) and len(value) <= 51 else do_urlencode(value)
+
+
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.globals["static_url"] = static_url
 templates.env.filters["money"] = money
 templates.env.filters["day_label"] = day_label
+templates.env.filters["urlencode"] = urlencode
+templates.env.filters["short_day"] = short_day
