@@ -34,7 +34,7 @@ def schemathesis(server: LiveServer, token: str, workdir: Path) -> subprocess.Co
         sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
         "--header", f"Authorization: Bearer {token}",
         "--checks", ",".join(CHECKS),
-        "--max-examples", "30",
+        "--max-examples", "20",
         "--seed", "22",
         "--generation-database", "none",
         "--no-color",
