@@ -18,7 +18,7 @@ from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import User
 from app.schemas import EntryCreate, EntryUpdate
-from app.services import categories, entries
+from app.services import entries
 from app.services.entries import EntryProblem, Filters
 from app.templating import flash, render
 from app.web import PageUser
@@ -89,9 +89,7 @@ async def _page_context(session: SessionDep, user: User, request: Request) -> di
         "filters": filters,
         "raw": raw,
         "after_day": request.query_params.get("after", ""),
-        "categories": [
-            c.category for c in await categories.list_categories(session=session, user=user)
-        ],
+        "categories": await entries.category_choices(session=session, user=user),
         "today": entries.today_for(user),
     }
 
@@ -114,9 +112,7 @@ async def list_page(request: Request, user: PageUser, session: SessionDep) -> Re
 @router.get("/entries/new")
 async def new_page(request: Request, user: PageUser, session: SessionDep) -> Response:
     ctx = {"user": user, "today": entries.today_for(user)}
-    ctx["categories"] = [
-        c.category for c in await categories.list_categories(session=session, user=user)
-    ]
+    ctx["categories"] = await entries.category_choices(session=session, user=user)
     return render(request, "entries/new.html", _form_context(ctx))
 
 
@@ -182,9 +178,7 @@ async def edit_page(
         for name in ("day", "title", "body", "category_id", "mood", "currency")
     }
     values |= {"tags": " ".join(entry.tag_list), "amount": ctx["view"].amount}
-    ctx["categories"] = [
-        c.category for c in await categories.list_categories(session=session, user=user)
-    ]
+    ctx["categories"] = await entries.category_choices(session=session, user=user)
     return render(
         request,
         "entries/edit.html",
@@ -207,9 +201,7 @@ async def update(request: Request, entry_id: int, user: PageUser, session: Sessi
             validation_errors(exc) if isinstance(exc, ValidationError) else {exc.field: exc.message}
         )
         ctx = await _entry_context(session, user, entry_id)
-        ctx["categories"] = [
-            c.category for c in await categories.list_categories(session=session, user=user)
-        ]
+        ctx["categories"] = await entries.category_choices(session=session, user=user)
         values = {name: str(form.get(name) or "") for name in FIELDS}
         return render(
             request,
