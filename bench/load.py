@@ -10,7 +10,6 @@ import resource
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,41 +107,6 @@ class MemorySampler:
         return self.peak - self.before
 
 
-def wrk(
-    url: str,
-    *,
-    connections: int,
-    seconds: float,
-    headers: dict[str, str],
-    method: str = "GET",
-    body: str | None = None,
-    timeout: float = 10.0,
-) -> dict[str, int]:
-    """Run wrk and return report.lua's summary (latencies in microseconds)."""
-    env = {
-        **os.environ,
-        "BENCH_METHOD": method,
-        "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
-    }
-    if body is not None:
-        env["BENCH_BODY"] = body
-    command = [
-        WRK,
-        f"-t{min(2, connections)}",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        f"--timeout={timeout:g}s",
-        "-s",
-        str(LUA),
-        url,
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    for line in result.stdout.splitlines():
-        if line.startswith("BENCH "):
-            return dict(json.loads(line.removeprefix("BENCH ")))
-    raise RuntimeError(f"wrk gave no summary (exit {result.returncode}):\n{result.stderr}")
-
-
 def drive(
     scenario: str,
     url: str,
@@ -155,24 +119,28 @@ def drive(
     body: str | None = None,
     timeout: float = 10.0,
 ) -> Run:
+    """Run wrk against `url` while sampling the memory of the server tree rooted at `server_pid`."""
+    env = {
+        **os.environ,
+        "BENCH_METHOD": method,
+        "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
+    }
+    if body is not None:
+        env["BENCH_BODY"] = body
+    command = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s"]
+    command += [f"--timeout={timeout:g}s", "-s", str(LUA), url]
     with MemorySampler(server_pid) as memory:
-        started = time.perf_counter()
-        summary = wrk(
-            url,
-            connections=connections,
-            seconds=seconds,
-            headers=headers,
-            method=method,
-            body=body,
-            timeout=timeout,
-        )
-        elapsed = time.perf_counter() - started
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
+    if not lines:
+        raise RuntimeError(f"wrk gave no summary (exit {result.returncode}):\n{result.stderr}")
+    summary = json.loads(lines[0].removeprefix("BENCH "))
     detail = {k: summary[k] for k in ("connect", "read", "write", "status", "timeout")}
     return Run(
         scenario=scenario,
         connections=connections,
         requests=summary["requests"],
-        seconds=summary["duration_us"] / 1e6 or elapsed,
+        seconds=summary["duration_us"] / 1e6,
         p50=summary["p50_us"] / 1000,
         p95=summary["p95_us"] / 1000,
         p99=summary["p99_us"] / 1000,
