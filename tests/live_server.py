@@ -113,7 +113,11 @@ class LiveServer:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:  # __exit__ never runs when __enter__ fails: leave no server behind
+            self.kill()
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

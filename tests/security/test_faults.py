@@ -19,7 +19,9 @@ from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlmodel import col
 
+from app.db import CONNECT_TIMEOUT_SECONDS
 from app.main import create_app
 from app.models import EmailCode, User
 from tests.conftest import Mailbox, alembic_config, make_settings, settle
@@ -39,10 +41,11 @@ class Acknowledged:
 
     entries: dict[int, str]
     repeated_ids: list[int]
+    unanswered: int = 0  # writes cut off by a kill
 
 
 async def write_until(stop: asyncio.Event, url: str, token: str, writer: int) -> Acknowledged:
-    """POST entries as fast as the server takes them; a refused or cut request is just retried."""
+    """POST entries as fast as the server takes them; a refused or cut write is not retried."""
     done = Acknowledged({}, [])
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
@@ -52,10 +55,11 @@ async def write_until(stop: asyncio.Event, url: str, token: str, writer: int) ->
             title = f"writer {writer} win {n}"
             try:
                 response = await client.post("/api/v1/entries", json={"title": title})
-            except httpx.TransportError:
-                await asyncio.sleep(
-                    0.05
-                )  # the server is down: an unanswered write was never promised
+            except httpx.ConnectError:  # the server is down: retry until it is back
+                await asyncio.sleep(0.05)
+                continue
+            except httpx.TransportError:  # it died with the write in flight: never promised
+                done.unanswered += 1
                 continue
             if response.status_code == 201:
                 entry_id = response.json()["id"]
@@ -131,7 +135,8 @@ async def test_row23_killing_the_server_20_times_mid_write_loses_no_acknowledged
         stored = stored_entries(url)
         assert [i for r in results for i in r.repeated_ids] == []
         assert sum(len(r.entries) for r in results) == len(acknowledged), "an id was given twice"
-        assert len(acknowledged) > 100, f"only {len(acknowledged)} writes got through"
+        assert len(acknowledged) > 50, f"only {len(acknowledged)} writes got through"
+        assert sum(r.unanswered for r in results) >= 20, "the kills fell between writes"
         missing = {i: t for i, t in acknowledged.items() if stored.get(i) != t}
         assert missing == {}, f"{len(missing)} of {len(acknowledged)} acknowledged writes lost"
         if url.startswith("sqlite"):
@@ -363,7 +368,7 @@ async def test_row24_a_database_that_hangs_gets_a_503_within_the_connect_timeout
     reads = 200 if db_url.startswith("sqlite") else 503
     assert [page.status_code, write.status_code, health.status_code] == [reads, 503, reads]
     assert write.json() == {"detail": "DATABASE_UNAVAILABLE"}
-    assert max(seconds for _, seconds in answers) < 10, "the wait is bounded"
+    assert max(seconds for _, seconds in answers) < CONNECT_TIMEOUT_SECONDS + 5, "a bounded wait"
     assert retried.status_code == 201
 
 
@@ -397,7 +402,7 @@ async def test_row25_with_mail_down_a_page_registration_succeeds_and_the_user_ca
     await post_form(client, "/verify/resend", {"email": "sam@example.com"})
     await settle(app)
     code = mailbox.code_for("sam@example.com")
-    assert (await session.execute(select(EmailCode.mail_failed))).scalar_one() is False
+    assert (await session.execute(select(col(EmailCode.mail_failed)))).scalar_one() is False
     assert (
         await post_form(client, "/verify", {"email": "sam@example.com", "code": code})
     ).status_code == 303
@@ -414,10 +419,14 @@ async def test_row25_with_mail_down_an_api_registration_keeps_the_account_for_a_
     assert registered.status_code == 202
     assert mailbox.to("tia@example.com") == []
     account = (
-        await session.execute(select(User.id, User.is_verified).filter_by(email="tia@example.com"))
+        await session.execute(
+            select(col(User.id), col(User.is_verified)).filter_by(email="tia@example.com")
+        )
     ).one()
     assert account.is_verified is False
-    failed = select(EmailCode.mail_failed, EmailCode.code_hash).filter_by(user_id=account.id)
+    failed = select(col(EmailCode.mail_failed), col(EmailCode.code_hash)).filter_by(
+        user_id=account.id
+    )
     first = (await session.execute(failed)).one()
     assert first.mail_failed is True
 
