@@ -5,6 +5,7 @@ server process tree (gunicorn master + uvicorn worker, VmRSS from /proc) and ret
 """
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -127,13 +128,16 @@ def drive(
     }
     if body is not None:
         env["BENCH_BODY"] = body
-    command = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s"]
-    command += [f"--timeout={timeout:g}s", "-s", str(LUA), url]
+    # wrk reads whole seconds only ("-d24.5s" is a usage error)
+    command = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{math.ceil(seconds)}s"]
+    command += [f"--timeout={math.ceil(timeout)}s", "-s", str(LUA), url]
     with MemorySampler(server_pid) as memory:
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
     if not lines:
-        raise RuntimeError(f"wrk gave no summary (exit {result.returncode}):\n{result.stderr}")
+        raise RuntimeError(
+            f"wrk gave no summary (exit {result.returncode}):\n{result.stdout}{result.stderr}"
+        )
     summary = json.loads(lines[0].removeprefix("BENCH "))
     detail = {k: summary[k] for k in ("connect", "read", "write", "status", "timeout")}
     return Run(
