@@ -13,6 +13,7 @@ from app.services.audit import KEEP_EVENTS, Origin
 from tests.conftest import settle
 from tests.factories import PASSWORD, bearer_token, post_form, sign_in
 from tests.security.test_account_deletion import rows_of
+from tests.test_accounts_api import reset_token
 
 HTMX = {"HX-Request": "true"}
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
@@ -85,7 +86,9 @@ async def test_a_failed_sign_in_is_recorded_for_a_real_account_only(client, app,
     assert await kinds(session, alice) == ["login_failed"]
 
 
-async def test_sign_out_password_change_and_reset_are_recorded(client, app, session, alice):
+async def test_sign_out_password_change_and_reset_are_recorded(
+    client, app, session, alice, mailbox
+):
     await sign_in(client, "alice@example.com")
     changed = await post_form(
         client,
@@ -98,9 +101,17 @@ async def test_sign_out_password_change_and_reset_are_recorded(client, app, sess
     )
     assert changed.status_code == 303
     await post_form(client, "/logout", {})
+    async with another_device(app) as script:  # the JSON API, without the browser's cookies
+        await script.post("/api/v1/auth/forgot-password", json={"email": "alice@example.com"})
+        await settle(app)
+        token = await reset_token(mailbox, "alice@example.com")
+        reset = await script.post(
+            "/api/v1/auth/reset-password", json={"token": token, "password": "quiet amber harbour"}
+        )
+    assert reset.status_code == 200
     await settle(app)
 
-    assert await kinds(session, alice) == ["login", "password_changed", "logout"]
+    assert await kinds(session, alice) == ["login", "password_changed", "logout", "password_reset"]
 
 
 async def test_times_follow_the_users_time_zone(session, alice):
