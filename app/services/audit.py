@@ -97,14 +97,12 @@ async def add(
         .limit(1)
         .scalar_subquery()
     )
-    await session.execute(
-        delete(AuditEvent).where(
-            col(AuditEvent.user_id) == user_id,
-            or_(
-                col(AuditEvent.created_at) < utcnow() - KEEP_FOR, col(AuditEvent.id) <= oldest_kept
-            ),
-        )
+    prune = delete(AuditEvent).where(
+        col(AuditEvent.user_id) == user_id,
+        or_(col(AuditEvent.created_at) < utcnow() - KEEP_FOR, col(AuditEvent.id) <= oldest_kept),
     )
+    # Pruned rows are never loaded in this session: skip fetching their ids to sync it.
+    await session.execute(prune.execution_options(synchronize_session=False))
 
 
 async def record(
