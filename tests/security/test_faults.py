@@ -9,7 +9,7 @@ import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -42,6 +42,7 @@ class Acknowledged:
     entries: dict[int, str]
     repeated_ids: list[int]
     unanswered: int = 0  # writes cut off by a kill
+    refused: list[int] = field(default_factory=list)  # any answer but 201
 
 
 async def write_until(stop: asyncio.Event, url: str, token: str, writer: int) -> Acknowledged:
@@ -61,11 +62,13 @@ async def write_until(stop: asyncio.Event, url: str, token: str, writer: int) ->
             except httpx.TransportError:  # it died with the write in flight: never promised
                 done.unanswered += 1
                 continue
-            if response.status_code == 201:
-                entry_id = response.json()["id"]
-                if entry_id in done.entries:
-                    done.repeated_ids.append(entry_id)
-                done.entries[entry_id] = title
+            if response.status_code != 201:
+                done.refused.append(response.status_code)
+                continue
+            entry_id = response.json()["id"]
+            if entry_id in done.entries:
+                done.repeated_ids.append(entry_id)
+            done.entries[entry_id] = title
     return done
 
 
@@ -134,6 +137,7 @@ async def test_row23_killing_the_server_20_times_mid_write_loses_no_acknowledged
         acknowledged = {i: t for r in results for i, t in r.entries.items()}
         stored = stored_entries(url)
         assert [i for r in results for i in r.repeated_ids] == []
+        assert [code for r in results for code in r.refused] == [], "a restarted server erred"
         assert sum(len(r.entries) for r in results) == len(acknowledged), "an id was given twice"
         assert len(acknowledged) > 50, f"only {len(acknowledged)} writes got through"
         assert sum(r.unanswered for r in results) >= 20, "the kills fell between writes"
