@@ -104,6 +104,7 @@ def _form_context(
 @router.get("/entries")
 async def list_page(request: Request, user: PageUser, session: SessionDep) -> Response:
     ctx = _form_context(await _page_context(session, user, request))
+    await session.close()  # the connection goes back to the pool before rendering, not after
     target = request.headers.get("hx-target", "")
     partial = "entries/_page.html" if target.startswith("load-more") else "entries/_results.html"
     return render(request, "entries/list.html", ctx, partial=partial)

@@ -48,6 +48,7 @@ async def dashboard(
             "active_days": sum(1 for d in days if d.count),
             "level": level,
         }
+    await session.close()  # the connection goes back to the pool before rendering, not after
     return render(request, "insights/dashboard.html", ctx)
 
 
