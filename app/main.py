@@ -39,7 +39,7 @@ from app.routes import (
     pages_settings,
 )
 from app.routes.docs import router as docs_router
-from app.schemas import document_unreadable_bodies
+from app.schemas import document_common_answers
 from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.docs_enabled:
         app.include_router(docs_router)
     plain_openapi = app.openapi
-    app.openapi = lambda: document_unreadable_bodies(plain_openapi())  # type: ignore[method-assign]
+    app.openapi = lambda: document_common_answers(plain_openapi())  # type: ignore[method-assign]
     app.mount("/static", HashedStaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
 

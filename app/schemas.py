@@ -20,27 +20,32 @@ TIMEZONES = frozenset(zoneinfo.available_timezones())
 # Row ids are INTEGER columns: a larger number can name no row, and must not reach the driver.
 ID_MAX = 2_147_483_647
 RowId = Annotated[int, Field(ge=1, le=ID_MAX)]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    detail = {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+    }
+    return {"description": description, "content": {"application/json": {"schema": detail}}}
+
+
 # A body the server cannot even parse (not UTF-8 JSON, a broken multipart form) gets 400.
-UNREADABLE_BODY: dict[str, Any] = {
-    "description": "The body could not be read: not UTF-8 JSON, or a broken multipart form.",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"detail": {"type": "string"}},
-                "required": ["detail"],
-            }
-        }
-    },
-}
+UNREADABLE_BODY = _problem(
+    "The body could not be read: not UTF-8 JSON, or a broken multipart form."
+)
+SIGNED_OUT = _problem("UNAUTHORIZED: no valid session cookie or bearer token.")
 
 
-def document_unreadable_bodies(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Add the 400 answer to every operation that takes a body (FastAPI leaves it out)."""
+def document_common_answers(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the answers FastAPI leaves out: 400 where a body is read, 401 where a session is."""
     for operations in openapi.get("paths", {}).values():
         for operation in operations.values():
             if "requestBody" in operation:
                 operation["responses"].setdefault("400", UNREADABLE_BODY)
+            if operation.get("security"):
+                operation["responses"].setdefault("401", SIGNED_OUT)
     return openapi
 
 

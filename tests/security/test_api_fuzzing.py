@@ -88,3 +88,17 @@ async def test_row22_an_id_past_the_integer_column_is_a_422_not_a_500(client, al
     ]:
         response = await client.request(method, url, json=body, headers=headers)
         assert response.status_code == 422, (method, url, response.text)
+
+
+async def test_row22_the_schema_documents_400_and_401_where_they_can_happen(client):
+    """FastAPI leaves out the 400 for an unreadable body and the 401 for a missing session."""
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    operations = [(m.upper(), p, op) for p, ops in paths.items() for m, op in ops.items()]
+    for method, path, operation in operations:
+        if "requestBody" in operation:
+            assert "400" in operation["responses"], (method, path)
+        if operation.get("security"):
+            assert "401" in operation["responses"], (method, path)
+    assert sum(bool(op.get("security")) for _, _, op in operations) >= 25
+    signed_out = await client.get("/api/v1/entries")
+    assert signed_out.status_code == 401 and isinstance(signed_out.json()["detail"], str)
