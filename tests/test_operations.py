@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,17 @@ def test_production_refuses_unsafe_settings_in_one_line(start, refusal, tmp_path
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def scrape_when_every_worker_reports(client: httpx.Client, pool_size: int) -> str:
+    """The server is ready once one worker answers; the other may still be booting."""
+    deadline = time.monotonic() + 30
+    while True:
+        text = client.get("/metrics").text
+        reported = samples(text, "successdiary_db_pool_size").get((), 0)
+        if reported >= pool_size or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
 def test_gunicorn_workers_write_json_lines_and_metrics_add_up_across_workers(
     db_url, mailbox, settings, tmp_path: Path
 ):
@@ -318,11 +330,12 @@ def test_gunicorn_workers_write_json_lines_and_metrics_add_up_across_workers(
         LOG_FORMAT="json",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
     )
+    per_worker = 5 if settings.is_sqlite else 10
     start = server.log.stat().st_size if server.log.exists() else 0
     with server, httpx.Client(base_url=server.url, timeout=10) as c:
         answers = [c.get("/healthz") for _ in range(20)]
         c.get("/reset-password", params={"token": "tok-must-not-be-logged"})
-        text = c.get("/metrics").text
+        text = scrape_when_every_worker_reports(c, pool_size=2 * per_worker)
     log = server.log.read_bytes()[start:].decode()
     lines = json_lines(log)
     booted = [line for line in lines if line["message"].startswith("Booting worker")]
@@ -340,7 +353,6 @@ def test_gunicorn_workers_write_json_lines_and_metrics_add_up_across_workers(
     multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
     final = generate_latest(registry).decode()
     assert count(final, method="GET", route="/healthz", status="2xx") == len(logged)
-    per_worker = 5 if settings.is_sqlite else 10
     assert samples(text, "successdiary_db_pool_size") == {(): 2 * per_worker}
 
 
