@@ -12,9 +12,8 @@ from datetime import timedelta
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, HTTPException, Request, Response, status
-from fastapi_users import BaseUserManager, FastAPIUsers, InvalidPasswordException, UUIDIDMixin
+from fastapi_users import BaseUserManager, InvalidPasswordException, UUIDIDMixin
 from fastapi_users.authentication import (
-    AuthenticationBackend,
     BearerTransport,
     CookieTransport,
 )
@@ -135,56 +134,63 @@ def cookie_transport(app_settings: Settings) -> CookieTransport:
 # Transports are fixed at import time, so they follow the process settings; tests that
 # need other cookie rules build their app in a subprocess or with matching settings.
 session_cookie = cookie_transport(settings)
-cookie_backend = AuthenticationBackend(
-    name="cookie", transport=session_cookie, get_strategy=get_strategy
-)
-bearer_backend = AuthenticationBackend(
-    name="bearer",
-    transport=BearerTransport(tokenUrl="/api/v1/auth/bearer/login"),
-    get_strategy=get_strategy,
-)
-fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [cookie_backend, bearer_backend])
+bearer_transport = BearerTransport(tokenUrl="/api/v1/auth/bearer/login")
 
 
-async def session_user(
+async def session_token(
     request: Request,
     session: Annotated[AsyncSession, Depends(get_session)],
     cookie: Annotated[str | None, Depends(session_cookie.scheme)],
-    bearer: Annotated[str | None, Depends(bearer_backend.transport.scheme)],
-) -> User | None:
-    """The signed-in user, by cookie or bearer token, in one statement (token joined to user).
+    bearer: Annotated[str | None, Depends(bearer_transport.scheme)],
+) -> tuple[User, str] | None:
+    """The signed-in user and the raw token that proved it (the cookie before a bearer token),
+    in one statement: the token joined to its user.
 
     The same rules as fastapi-users' database strategy: the token's hash must be stored and
     younger than the session lifetime, so a revoked (deleted) session stops at once.
     """
-    hashes = [hash_token(t) for t in (cookie, bearer) if t is not None and len(t) <= 200]
-    if not hashes:
+    tokens = [(t, hash_token(t)) for t in (cookie, bearer) if t is not None and len(t) <= 200]
+    if not tokens:
         return None
     lifetime = request.app.state.settings.session_lifetime_seconds
+    token = AccessToken.__table__.c.token
     stmt = (
-        select(User)
+        select(User, token)
         .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
         .where(
-            AccessToken.token.in_(hashes),  # type: ignore[attr-defined]
+            token.in_([hashed for _, hashed in tokens]),
             AccessToken.created_at >= utcnow() - timedelta(seconds=lifetime),  # type: ignore[arg-type]
         )
-        .limit(1)
     )
-    return (await session.execute(stmt)).scalars().first()
+    found = {hashed: user for user, hashed in (await session.execute(stmt)).all()}
+    return next(((found[h], raw) for raw, h in tokens if h in found), None)
 
 
-async def optional_user(user: Annotated[User | None, Depends(session_user)]) -> User | None:
+async def optional_user(
+    found: Annotated[tuple[User, str] | None, Depends(session_token)],
+) -> User | None:
     """An active, verified user, or None (fastapi-users' `current_user(optional=True)`)."""
+    user = found[0] if found is not None else None
     return user if user is not None and user.is_active and user.is_verified else None
 
 
-async def current_user(user: Annotated[User | None, Depends(session_user)]) -> User:
-    """An active, verified user; 401 without a live session, 403 for an unverified account."""
-    if user is None or not user.is_active:
+async def current_user_token(
+    found: Annotated[tuple[User, str] | None, Depends(session_token)],
+) -> tuple[User, str]:
+    """An active, verified user and their raw session token; 401 without a live session,
+    403 for an unverified account."""
+    if found is None or not found[0].is_active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED)
-    if not user.is_verified:
+    if not found[0].is_verified:
         raise HTTPException(status.HTTP_403_FORBIDDEN)
-    return user
+    return found
+
+
+async def current_user(
+    user_token: Annotated[tuple[User, str], Depends(current_user_token)],
+) -> User:
+    """An active, verified user (see current_user_token)."""
+    return user_token[0]
 
 
 async def revoke_sessions(session: AsyncSession, user: User, keep: str | None = None) -> None:
@@ -218,6 +224,3 @@ async def end_session(
         await strategy.destroy_token(token, user)
     logout = await session_cookie.get_logout_response()
     response.headers.append("set-cookie", logout.headers["set-cookie"])
-
-
-current_user_token = fastapi_users.authenticator.current_user_token(active=True, verified=True)
