@@ -36,10 +36,12 @@ def statements(app: FastAPI) -> Iterator[Statements]:
     def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
         recorded.append((sql, params))
 
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    engines = {app.state.engine.sync_engine, app.state.read_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     yield recorded
-    event.remove(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
