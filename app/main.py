@@ -15,9 +15,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
 from app.background import Background
+from app.cache import AnswerCache
 from app.config import Settings
 from app.config import settings as default_settings
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_read_engine, make_sessionmaker
 from app.htmx import redirect
 from app.observability import NoteRoute, Observe, configure_logging, route_templates, watch_pool
 from app.observability import router as metrics_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.background.drain()
         await app.state.engine.dispose()
+        await app.state.read_engine.dispose()
 
     app = FastAPI(
         title="SuccessDiary API",
@@ -93,7 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.read_engine = app.state.engine
+    if settings.is_sqlite:
+        app.state.read_engine = make_read_engine(settings.database_url)
+    app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     watch_pool(app.state.engine)
+    app.state.answers = AnswerCache()
     app.state.limiter = AuthLimiter(settings.redis_url)
     app.state.background = Background()
 

@@ -84,13 +84,13 @@ class Compress:
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=5)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._safe(scope):
+        if scope["type"] == "http" and self.may_compress(scope):
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
     @staticmethod
-    def _safe(scope: Scope) -> bool:
+    def may_compress(scope: Scope) -> bool:
         if scope["path"].startswith("/static/"):
             return True
         cookie = site = None

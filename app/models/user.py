@@ -4,7 +4,7 @@ from datetime import datetime
 
 from fastapi_users_db_sqlalchemy import SQLAlchemyBaseUserTableUUID
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyBaseAccessTokenTableUUID
-from sqlalchemy import SmallInteger, String, func
+from sqlalchemy import Integer, SmallInteger, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TIMESTAMPAware, utcnow
@@ -23,6 +23,9 @@ class User(SQLAlchemyBaseUserTableUUID, Base):
     )  # 0 Mon, 6 Sun
     theme: Mapped[str] = mapped_column(String(6), default="system", server_default="system")
     base_currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    # Bumped by database triggers on every change to the user's entries or categories
+    # (migration 0004); app/cache.py keys cached pages and stats by it.
+    diary_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):

@@ -1,10 +1,19 @@
-"""JSON stats for the dashboard and for API clients, in your time zone and week start."""
+"""JSON stats for the dashboard and for API clients, in your time zone and week start.
 
+Each answer is cached (app/cache.py) by the user's diary version: ten years of wins are
+counted once per change, not once per request.
+"""
+
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import TypeAdapter
+from starlette.responses import Response
 
+from app.cache import cached
 from app.deps import CurrentUser, SessionDep
 from app.routes.api_entries import entry_read
 from app.schemas import EntryRead
@@ -20,6 +29,22 @@ DEFAULT_SPAN = {
 }
 MAX_SPAN = timedelta(days=3700)
 Day = Annotated[date | None, Query(description="YYYY-MM-DD")]
+
+
+@lru_cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
+def answer(
+    request: Request, user: CurrentUser, model: Any, figures: Callable[[], Awaitable[Any]]
+) -> Awaitable[Response]:
+    """The figures as JSON of `model` (also the documented response model), cached."""
+
+    async def build() -> Response:
+        return Response(_adapter(model).dump_json(await figures()), media_type="application/json")
+
+    return cached(request, user, build)
 
 
 def span(
@@ -52,62 +77,97 @@ def span(
     return start, end
 
 
-@router.get("/summary")
-async def summary(user: CurrentUser, session: SessionDep) -> Summary:
+@router.get("/summary", response_model=Summary)
+async def summary(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     """Total wins, this week's, this month's, and categories used this month."""
-    return await stats.summary(session=session, user=user)
+    return await answer(request, user, Summary, lambda: stats.summary(session=session, user=user))
 
 
-@router.get("/timeline")
+@router.get("/timeline", response_model=list[Point])
 async def timeline(
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
     period: Period = "day",
     date_from: Day = None,
     date_to: Day = None,
-) -> list[Point]:
+) -> Response:
     """Wins per day, week or month; every period is present, empty ones with 0.
     Defaults: the last 30 days, 12 weeks or 12 months."""
     start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
-    return await stats.timeline(
-        session=session, user=user, period=period, date_from=start, date_to=end
+    return await answer(
+        request,
+        user,
+        list[Point],
+        lambda: stats.timeline(
+            session=session, user=user, period=period, date_from=start, date_to=end
+        ),
     )
 
 
-@router.get("/categories")
+@router.get("/categories", response_model=list[CategoryCount])
 async def categories(
-    user: CurrentUser, session: SessionDep, date_from: Day = None, date_to: Day = None
-) -> list[CategoryCount]:
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    date_from: Day = None,
+    date_to: Day = None,
+) -> Response:
     """Wins per category (uncategorised ones too), most first."""
-    return await stats.by_category(session=session, user=user, date_from=date_from, date_to=date_to)
+    return await answer(
+        request,
+        user,
+        list[CategoryCount],
+        lambda: stats.by_category(session=session, user=user, date_from=date_from, date_to=date_to),
+    )
 
 
-@router.get("/mood")
+@router.get("/mood", response_model=list[MoodPoint])
 async def mood(
-    user: CurrentUser, session: SessionDep, date_from: Day = None, date_to: Day = None
-) -> list[MoodPoint]:
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    date_from: Day = None,
+    date_to: Day = None,
+) -> Response:
     """Average mood per week (default: the last 26 weeks); weeks without a mood are absent."""
     start, end = span(user, date_from, date_to, timedelta(weeks=26))
-    return await stats.mood_trend(session=session, user=user, date_from=start, date_to=end)
+    return await answer(
+        request,
+        user,
+        list[MoodPoint],
+        lambda: stats.mood_trend(session=session, user=user, date_from=start, date_to=end),
+    )
 
 
-@router.get("/streaks")
-async def streaks(user: CurrentUser, session: SessionDep) -> Streaks:
+@router.get("/streaks", response_model=Streaks)
+async def streaks(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     """Current and longest run of consecutive days with at least one win."""
-    return await stats.streaks(session=session, user=user)
+    return await answer(request, user, Streaks, lambda: stats.streaks(session=session, user=user))
 
 
-@router.get("/heatmap")
+@router.get("/heatmap", response_model=list[HeatDay])
 async def heatmap(
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
     year: Annotated[int | None, Query(ge=1900, le=2999)] = None,
-) -> list[HeatDay]:
+) -> Response:
     """Wins per day of a calendar year (default: this year)."""
-    return await stats.heatmap(session=session, user=user, year=year or today_for(user).year)
+    wanted = year or today_for(user).year
+    return await answer(
+        request,
+        user,
+        list[HeatDay],
+        lambda: stats.heatmap(session=session, user=user, year=wanted),
+    )
 
 
-@router.get("/on-this-day")
-async def on_this_day(user: CurrentUser, session: SessionDep) -> list[EntryRead]:
+@router.get("/on-this-day", response_model=list[EntryRead])
+async def on_this_day(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     """Your wins from today's date in earlier years."""
-    return [entry_read(v) for v in await stats.on_this_day(session=session, user=user)]
+
+    async def figures() -> list[EntryRead]:
+        return [entry_read(v) for v in await stats.on_this_day(session=session, user=user)]
+
+    return await answer(request, user, list[EntryRead], figures)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from app.cache import cached
 from app.deps import SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
@@ -103,11 +104,14 @@ def _form_context(
 
 @router.get("/entries")
 async def list_page(request: Request, user: PageUser, session: SessionDep) -> Response:
-    ctx = _form_context(await _page_context(session, user, request))
-    await session.close()  # the connection goes back to the pool before rendering, not after
-    target = request.headers.get("hx-target", "")
-    partial = "entries/_page.html" if target.startswith("load-more") else "entries/_results.html"
-    return render(request, "entries/list.html", ctx, partial=partial)
+    async def build() -> Response:
+        ctx = _form_context(await _page_context(session, user, request))
+        await session.close()  # the connection goes back to the pool before rendering
+        target = request.headers.get("hx-target", "")
+        page = "entries/_page.html" if target.startswith("load-more") else "entries/_results.html"
+        return render(request, "entries/list.html", ctx, partial=page)
+
+    return await cached(request, user, build)
 
 
 @router.get("/entries/new")

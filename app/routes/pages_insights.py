@@ -7,7 +7,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from app.cache import cached
 from app.deps import SessionDep
+from app.models import User
 from app.services import stats
 from app.services.entries import today_for
 from app.templating import render
@@ -32,6 +34,12 @@ def level(count: int) -> int:
 @router.get("/dashboard")
 async def dashboard(
     request: Request, user: PageUser, session: SessionDep, year: int | None = None
+) -> Response:
+    return await cached(request, user, lambda: _dashboard(request, user, session, year))
+
+
+async def _dashboard(
+    request: Request, user: User, session: SessionDep, year: int | None
 ) -> Response:
     today = today_for(user)
     year = year if year and 1900 <= year <= 2999 else today.year
@@ -71,6 +79,12 @@ async def review(
     session: SessionDep,
     period: Period = "month",
     date: date | None = None,
+) -> Response:
+    return await cached(request, user, lambda: _review(request, user, session, period, date))
+
+
+async def _review(
+    request: Request, user: User, session: SessionDep, period: Period, date: date | None
 ) -> Response:
     anchor = date or today_for(user)
     result = await stats.review(session=session, user=user, period=period, anchor=anchor)
