@@ -23,7 +23,7 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from zxcvbn import zxcvbn
 
@@ -137,6 +137,18 @@ session_cookie = cookie_transport(settings)
 bearer_transport = BearerTransport(tokenUrl="/api/v1/auth/bearer/login")
 
 
+_token = AccessToken.__table__.c.token
+# Built once: the statement every signed-in request runs (only its parameters change).
+SESSION_LOOKUP = (
+    select(User, _token)
+    .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
+    .where(
+        _token.in_(bindparam("hashes", expanding=True)),
+        AccessToken.created_at >= bindparam("since"),
+    )
+)
+
+
 async def session_token(
     request: Request,
     session: Annotated[AsyncSession, Depends(get_session)],
@@ -152,17 +164,10 @@ async def session_token(
     tokens = [(t, hash_token(t)) for t in (cookie, bearer) if t is not None and len(t) <= 200]
     if not tokens:
         return None
-    lifetime = request.app.state.settings.session_lifetime_seconds
-    token = AccessToken.__table__.c.token
-    stmt = (
-        select(User, token)
-        .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
-        .where(
-            token.in_([hashed for _, hashed in tokens]),
-            AccessToken.created_at >= utcnow() - timedelta(seconds=lifetime),  # type: ignore[arg-type]
-        )
-    )
-    found = {hashed: user for user, hashed in (await session.execute(stmt)).all()}
+    lifetime = timedelta(seconds=request.app.state.settings.session_lifetime_seconds)
+    params = {"hashes": [hashed for _, hashed in tokens], "since": utcnow() - lifetime}
+    rows = await session.execute(SESSION_LOOKUP, params)
+    found = {hashed: user for user, hashed in rows.all()}
     return next(((found[h], raw) for raw, h in tokens if h in found), None)
 
 
