@@ -75,14 +75,14 @@ class AnswerCache:
         return len(self._answers)
 
 
-def _key(request: Request, user: User) -> tuple:
+def _key(request: Request, user: User, token: str) -> tuple:
     headers = request.headers
     return (
         request.url.path,
         request.url.query,
         headers.get("hx-request", ""),
         headers.get("hx-target", ""),
-        csrf_token(request),
+        token,
         user.id,
         user.diary_version,
         user.email,
@@ -108,14 +108,28 @@ def _body_of(answer: Answer, request: Request) -> Response:
     return Response(gzip.decompress(answer.gzipped), headers=headers)
 
 
+def _page_token(request: Request) -> str | None:
+    """The CSRF token a page embeds, when it is the browser's own cookie. Without that cookie
+    the page would carry a token made for this one answer: such a page is not kept."""
+    token = csrf_token(request)
+    cookie = request.cookies.get(request.app.state.settings.cookie_name("csrftoken"))
+    return token if token and token == cookie else None
+
+
 async def cached(
-    request: Request, user: User, build: Callable[[], Awaitable[Response]]
+    request: Request, user: User, build: Callable[[], Awaitable[Response]], *, page: bool = True
 ) -> Response:
-    """The answer `build` gives for this request, from the cache when it was made before."""
+    """The answer `build` gives for this request, from the cache when it was made before.
+
+    A page (page=True) embeds the browser's CSRF token, which joins the key; JSON does not.
+    """
     if request.method not in SAFE_METHODS or _has_flashes(request):
         return await build()
+    token = _page_token(request) if page else ""
+    if token is None:
+        return await build()
     cache: AnswerCache = request.app.state.answers
-    key = _key(request, user)
+    key = _key(request, user, token)
     answer = cache.get(key)
     if answer is not None:
         return _body_of(answer, request)

@@ -44,7 +44,7 @@ def answer(
     async def build() -> Response:
         return Response(_adapter(model).dump_json(await figures()), media_type="application/json")
 
-    return cached(request, user, build)
+    return cached(request, user, build, page=False)
 
 
 def span(
