@@ -23,12 +23,13 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from zxcvbn import zxcvbn
 
 from app.config import Settings, settings
-from app.db import get_session
+from app.db import SAFE_METHODS, get_session
 from app.mail import MailJob
 from app.models import AccessToken, User
 from app.models.base import utcnow
@@ -137,23 +138,48 @@ session_cookie = cookie_transport(settings)
 bearer_transport = BearerTransport(tokenUrl="/api/v1/auth/bearer/login")
 
 
-_token = AccessToken.__table__.c.token
+_users, _tokens = User.__table__, AccessToken.__table__
+_SINCE = AccessToken.created_at >= bindparam("since")
 # Built once: the statement every signed-in request runs (only its parameters change).
 SESSION_LOOKUP = (
-    select(User, _token)
+    select(User, _tokens.c.token)
     .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
-    .where(
-        _token.in_(bindparam("hashes", expanding=True)),
-        AccessToken.created_at >= bindparam("since"),
-    )
+    .where(_tokens.c.token.in_(bindparam("hashes", expanding=True)), _SINCE)
 )
+# The same lookup as plain rows, for GET and HEAD: no write can follow, so the user need not
+# be tracked by a session, and building it from a row costs a tenth of the ORM's loading.
+SESSION_ROWS = (
+    select(_users, _tokens.c.token)
+    .join(_tokens, _tokens.c.user_id == _users.c.id)
+    .where(_tokens.c.token.in_(bindparam("hashes", expanding=True)), _SINCE)
+)
+USER_COLUMNS = tuple(c.key for c in _users.columns)
 
 
-async def session_token(
-    request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
-    cookie: Annotated[str | None, Depends(session_cookie.scheme)],
-    bearer: Annotated[str | None, Depends(bearer_transport.scheme)],
+def _detached(row: Any) -> User:
+    user = User(**{name: row._mapping[name] for name in USER_COLUMNS})
+    make_transient_to_detached(user)
+    return user
+
+
+async def _sessions_of(
+    request: Request, session: AsyncSession, params: dict[str, Any]
+) -> dict[str, User]:
+    """The users behind the given token hashes, keyed by hash."""
+    if request.method not in SAFE_METHODS:
+        result = await session.execute(SESSION_LOOKUP, params)
+        return {hashed: user for user, hashed in result.all()}
+    lookup: Engine | None = request.app.state.lookup_engine
+    if lookup is None:
+        rows = (await session.execute(SESSION_ROWS, params)).all()
+    else:  # SQLite: on this thread, no await (see app.db.make_lookup_engine)
+        with lookup.connect() as conn:
+            rows = conn.execute(SESSION_ROWS, params).all()
+    return {row.token: _detached(row) for row in rows}
+
+
+async def find_session(
+    request: Request, session: AsyncSession, cookie: str | None, bearer: str | None
 ) -> tuple[User, str] | None:
     """The signed-in user and the raw token that proved it (the cookie before a bearer token),
     in one statement: the token joined to its user.
@@ -166,17 +192,39 @@ async def session_token(
         return None
     lifetime = timedelta(seconds=request.app.state.settings.session_lifetime_seconds)
     params = {"hashes": [hashed for _, hashed in tokens], "since": utcnow() - lifetime}
-    rows = await session.execute(SESSION_LOOKUP, params)
-    found = {hashed: user for user, hashed in rows.all()}
+    found = await _sessions_of(request, session, params)
     return next(((found[h], raw) for raw, h in tokens if h in found), None)
+
+
+async def session_token(
+    request: Request,
+    session: Annotated[AsyncSession, Depends(get_session)],
+    cookie: Annotated[str | None, Depends(session_cookie.scheme)],
+    bearer: Annotated[str | None, Depends(bearer_transport.scheme)],
+) -> tuple[User, str] | None:
+    """find_session as a dependency: its transports are the API's documented security schemes."""
+    return await find_session(request, session, cookie, bearer)
+
+
+def request_tokens(request: Request) -> tuple[str | None, str | None]:
+    """The session cookie and bearer token, read as the transports read them (for pages,
+    which are not in the API's schema and so skip the schemes' dependency layers)."""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    cookie = request.cookies.get(session_cookie.cookie_name)
+    return cookie, (bearer or None) if scheme.lower() == "bearer" else None
+
+
+def signed_in(found: tuple[User, str] | None) -> User | None:
+    """The user of a session when they may use the app: active and verified."""
+    user = found[0] if found is not None else None
+    return user if user is not None and user.is_active and user.is_verified else None
 
 
 async def optional_user(
     found: Annotated[tuple[User, str] | None, Depends(session_token)],
 ) -> User | None:
     """An active, verified user, or None (fastapi-users' `current_user(optional=True)`)."""
-    user = found[0] if found is not None else None
-    return user if user is not None and user.is_active and user.is_verified else None
+    return signed_in(found)
 
 
 async def current_user_token(
