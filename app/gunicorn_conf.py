@@ -12,7 +12,7 @@ from typing import Any
 from app.config import settings
 from app.observability import gunicorn_logconfig, mark_worker_gone
 
-worker_class = "uvicorn.workers.UvicornWorker"
+worker_class = "app.worker.Worker"  # uvicorn on asyncio (see app/worker.py)
 logconfig_dict = gunicorn_logconfig(settings.json_logs)
 
 

@@ -4,5 +4,5 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh
 .venv/bin/alembic upgrade head
-exec .venv/bin/uvicorn --factory app.main:create_app --reload --reload-dir app --reload-dir templates \
+exec .venv/bin/uvicorn --factory app.main:create_app --loop asyncio --reload --reload-dir app --reload-dir templates \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

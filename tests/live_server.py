@@ -104,7 +104,7 @@ class LiveServer:
         self.log.parent.mkdir(exist_ok=True)
         command = [
             PYTHON, "-m", "gunicorn", self.app,
-            "-k", "uvicorn.workers.UvicornWorker",
+            "-k", "app.worker.Worker",
             "-w", str(self.workers),
             "-b", f"127.0.0.1:{self.port}",
             "--graceful-timeout", "5",
