@@ -1,0 +1,69 @@
+"""The read path: GETs read SQLite through inline query_only connections, the request's
+sessions are closed whatever happens, and a signed-in GET still sees a revoked session."""
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from app.models import User
+from tests.conftest import settle
+from tests.factories import post_form, sign_in
+
+
+def checked_out(app) -> int:  # type: ignore[no-untyped-def]
+    engines = {app.state.engine, app.state.read_engine}
+    return sum(engine.sync_engine.pool.checkedout() for engine in engines)
+
+
+async def test_get_requests_cannot_write_on_sqlite(app, settings):
+    if not settings.is_sqlite:
+        pytest.skip("PostgreSQL reads and writes through one engine")
+    async with app.state.read_sessionmaker() as reader:
+        with pytest.raises(OperationalError, match="readonly"):
+            await reader.execute(text("DELETE FROM entry"))
+    with app.state.lookup_engine.connect() as conn, pytest.raises(Exception, match="readonly"):
+        conn.execute(text("DELETE FROM access_token"))
+
+
+async def test_every_request_gives_its_connections_back(app, client: httpx.AsyncClient, alice):
+    await sign_in(client, "alice@example.com")
+    await settle(app)
+    before = checked_out(app)  # the test's own session (the alice fixture) holds one
+    opened = []  # kept alive here, so the garbage collector cannot hand connections back
+
+    def recording(maker):  # type: ignore[no-untyped-def]
+        def make():  # type: ignore[no-untyped-def]
+            opened.append(maker())
+            return opened[-1]
+
+        return make
+
+    makers = {name: getattr(app.state, name) for name in ("sessionmaker", "read_sessionmaker")}
+    for name, maker in makers.items():
+        setattr(app.state, name, recording(maker))
+    try:
+        for url in ("/entries", "/dashboard", "/entries/999999", "/api/v1/stats/streaks"):
+            await client.get(url)
+        await post_form(client, "/entries", {"title": "A win"})
+        await post_form(client, "/entries", {"title": ""})  # refused: shown again with why
+        await client.post("/entries/1/delete")  # refused by CSRF before any session
+        await settle(app)
+    finally:
+        for name, maker in makers.items():
+            setattr(app.state, name, maker)
+    assert len(opened) >= 6
+    assert checked_out(app) == before
+    assert not any(session.in_transaction() for session in opened)
+
+
+async def test_a_signed_out_session_stops_working_on_the_very_next_get(
+    client: httpx.AsyncClient, alice: User
+):
+    await sign_in(client, "alice@example.com")
+    assert (await client.get("/entries")).status_code == 200
+    cookie = client.cookies["sd_session"]
+    await post_form(client, "/logout", {})
+    client.cookies.set("sd_session", cookie)  # a copy of the old cookie, kept by a thief
+    response = await client.get("/entries")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
