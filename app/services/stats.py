@@ -10,7 +10,19 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Date, Integer, cast, extract, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    Select,
+    cast,
+    extract,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -346,48 +358,61 @@ async def review(
 
 
 async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
-    """Summary, streaks, wins by category and a year's heatmap from one GROUP BY day, category.
+    """Summary, streaks, wins by category and a year's heatmap in one statement.
 
     The same figures as summary(), streaks(), by_category() and heatmap(), in one round trip:
-    a day and category appear once per row, so ten years of daily wins are a few thousand rows.
+    wins per day (ten years of daily wins are a few thousand rows) UNION ALL wins per category,
+    all time and this month (a few rows each). Grouping by day and category together made a
+    row per pair: 10,950 for three wins a day, 36 to 80 ms in SQLite alone.
     """
-    stmt = (
-        select(
-            col(Entry.day), col(Category.id), col(Category.name), col(Category.colour), func.count()
-        )
-        .select_from(Entry)
-        .outerjoin(Category, col(Category.id) == col(Entry.category_id))
-        .where(*_live(user))
-        .group_by(col(Entry.day), col(Category.id), col(Category.name), col(Category.colour))
-    )
-    rows = [
-        (_as_date(d), cid, name, colour, n)
-        for d, cid, name, colour, n in (await session.execute(stmt)).all()
-    ]
-    per_day: dict[date, int] = {}
-    per_category: dict[int | None, CategoryCount] = {}
-    for day, cid, name, colour, n in rows:
-        per_day[day] = per_day.get(day, 0) + n
-        found = per_category.setdefault(
-            cid, CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", 0)
-        )
-        found.count += n
     today = today_for(user)
     week, month = week_start_of(today, user.week_start), today.replace(day=1)
+    nothing = null()
+    per_day: Select[Any] = (
+        select(literal_column("0"), col(Entry.day), nothing, nothing, nothing, func.count())
+        .where(*_live(user))
+        .group_by(col(Entry.day))
+    )
+
+    def per_category(kind: str, *since: ColumnElement[bool]) -> Select[Any]:
+        return (
+            select(
+                literal_column(kind),
+                nothing,
+                col(Entry.category_id),
+                col(Category.name),
+                col(Category.colour),
+                func.count(),
+            )
+            .select_from(Entry)
+            .outerjoin(Category, col(Category.id) == col(Entry.category_id))
+            .where(*_live(user), *since)
+            .group_by(col(Entry.category_id), col(Category.name), col(Category.colour))
+        )
+
+    stmt = union_all(per_day, per_category("1"), per_category("2", col(Entry.day) >= month))
+    per_day_counts: dict[date, int] = {}
+    categories: list[CategoryCount] = []
+    active_categories = 0
+    for kind, day, cid, name, colour, n in (await session.execute(stmt)).all():
+        if kind == 0:
+            per_day_counts[_as_date(day)] = n
+        elif kind == 1:
+            categories.append(CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", n))
+        elif cid is not None:
+            active_categories += 1
     summary = Summary(
-        total=sum(per_day.values()),
-        this_week=sum(n for d, n in per_day.items() if week <= d <= today),
-        this_month=sum(n for d, n in per_day.items() if month <= d <= today),
-        active_categories=len({cid for d, cid, *_ in rows if d >= month and cid is not None}),
+        total=sum(per_day_counts.values()),
+        this_week=sum(n for d, n in per_day_counts.items() if week <= d <= today),
+        this_month=sum(n for d, n in per_day_counts.items() if month <= d <= today),
+        active_categories=active_categories,
     )
-    categories = sorted(
-        per_category.values(), key=lambda c: (-c.count, c.category_id is not None, c.name)
-    )
+    categories.sort(key=lambda c: (-c.count, c.category_id is not None, c.name))
     return Overview(
         summary=summary,
-        streaks=_longest_and_current(_runs(sorted(per_day)), today),
+        streaks=_longest_and_current(_runs(sorted(per_day_counts)), today),
         categories=categories,
-        heatmap=_year_days(year, {d: n for d, n in per_day.items() if d.year == year}),
+        heatmap=_year_days(year, {d: n for d, n in per_day_counts.items() if d.year == year}),
     )
 
 
