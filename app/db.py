@@ -1,11 +1,11 @@
 """Database engines and sessions. SQLite gets WAL, foreign keys and a busy timeout.
 
-On SQLite, GET and HEAD requests read through a second engine whose connections run on the
-event loop's own thread: a WAL reader never waits for a lock, and a few hundred microseconds
-of query cost less than aiosqlite's thread hop on every call (about 1 ms a statement). Those
-connections are `query_only`, so a write in a GET fails loudly. Everything else (forms, the
+GET and HEAD requests read through a second engine whose connections refuse writes, so a
+write in a GET fails loudly. On SQLite its connections run on the event loop's own thread: a
+WAL reader never waits for a lock, and a few hundred microseconds of query cost less than
+aiosqlite's thread hop on every call (about 1 ms a statement). Everything else (forms, the
 API's writes, background jobs, exports) keeps aiosqlite's worker threads, where waiting for
-the write lock never blocks the loop.
+the write lock never blocks the loop. On PostgreSQL the read connections run in autocommit.
 """
 
 import sqlite3
@@ -56,15 +56,21 @@ def make_engine(url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
-    # pre_ping replaces connections the server dropped (a restart): the app recovers alone;
-    # connect_timeout bounds the wait for a server that accepts but never answers.
+    return _postgres_engine(url)
+
+
+def _postgres_engine(url: str, **options: Any) -> AsyncEngine:
+    """pre_ping replaces connections the server dropped (a restart): the app recovers alone;
+    connect_timeout bounds the wait for a server that accepts but never answers."""
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **options.pop("connect_args", {})}
     return create_async_engine(
         url,
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
         pool_timeout=POOL_TIMEOUT_SECONDS,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args=connect_args,
+        **options,
     )
 
 
@@ -102,8 +108,15 @@ def _read_only(connection: sqlite3.Connection) -> sqlite3.Connection:
 
 
 def make_read_engine(url: str) -> AsyncEngine:
-    """The engine GET requests read through: on SQLite inline connections (see above), on
-    PostgreSQL the one engine (its driver is truly asynchronous)."""
+    """The engine GET requests read through, where a write fails. On SQLite inline
+    connections (see above); on PostgreSQL read-only connections in autocommit, so a read
+    costs its own round trip and no BEGIN and ROLLBACK around it."""
+    if not url.startswith("sqlite"):
+        return _postgres_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"options": "-c default_transaction_read_only=on"},
+        )
     database = make_url(url).database or ""
     connect = partial(sqlite3.connect, database, timeout=5, check_same_thread=False)
 

@@ -104,9 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
-    app.state.read_engine = app.state.engine
-    if settings.is_sqlite:
-        app.state.read_engine = make_read_engine(settings.database_url)
+    app.state.read_engine = make_read_engine(settings.database_url)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     app.state.lookup_engine = make_lookup_engine(settings.database_url)
     watch_pool(app.state.engine)
