@@ -8,6 +8,8 @@ API's writes, background jobs, exports) keeps aiosqlite's worker threads, where 
 the write lock never blocks the loop. On PostgreSQL the read connections run in autocommit.
 """
 
+import asyncio
+import re
 import sqlite3
 from collections.abc import Callable, Generator
 from functools import partial
@@ -17,12 +19,14 @@ import aiosqlite
 from fastapi import Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SQLITE_PRAGMAS = (
@@ -40,6 +44,9 @@ CONNECT_TIMEOUT_SECONDS = 10
 # connection rather than failing after SQLAlchemy's default 30 s; a database that is down
 # fails at connect (above), so this wait only ever covers a busy one.
 POOL_TIMEOUT_SECONDS = 120
+# (pool_size, max_overflow) of each engine that waits for its connections asynchronously.
+POSTGRES_POOL = (10, 20)
+SQLITE_POOL = (5, 10)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -52,11 +59,48 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, connect_args={"timeout": 5}, pool_timeout=POOL_TIMEOUT_SECONDS
+            url,
+            connect_args={"timeout": 5},
+            pool_size=SQLITE_POOL[0],
+            max_overflow=SQLITE_POOL[1],
+            pool_timeout=POOL_TIMEOUT_SECONDS,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        _one_writer_at_a_time(engine)
         return engine
     return _postgres_engine(url)
+
+
+# Statements that take SQLite's write lock.
+WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+WRITE_LOCK = "successdiary.write_lock"
+WRITE_WAIT_SECONDS = 30
+
+
+def _one_writer_at_a_time(engine: AsyncEngine) -> None:
+    """SQLite lets one transaction write at a time; waiters poll with growing sleeps (the busy
+    handler), so under a burst some waited past busy_timeout and got "database is locked".
+    Inside a worker, writers now queue on an asyncio lock instead, in order, without blocking
+    the loop: taken before a transaction's first write, given back when its connection
+    returns to the pool (commit, rollback or close). Between workers busy_timeout still rules.
+    """
+    lock = asyncio.Lock()
+
+    def before_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if conn.info.get(WRITE_LOCK) or not WRITES.match(statement):
+            return
+        try:  # we run in SQLAlchemy's greenlet: await_only waits on the event loop
+            await_only(asyncio.wait_for(lock.acquire(), WRITE_WAIT_SECONDS))
+        except TimeoutError as exc:
+            raise PoolTimeout(f"no turn to write within {WRITE_WAIT_SECONDS} s") from exc
+        conn.info[WRITE_LOCK] = True
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        if record.info.pop(WRITE_LOCK, False):
+            lock.release()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before_write)
+    event.listen(engine.sync_engine, "checkin", returned)
 
 
 def _postgres_engine(url: str, **options: Any) -> AsyncEngine:
@@ -65,8 +109,8 @@ def _postgres_engine(url: str, **options: Any) -> AsyncEngine:
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **options.pop("connect_args", {})}
     return create_async_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=POSTGRES_POOL[0],
+        max_overflow=POSTGRES_POOL[1],
         pool_pre_ping=True,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args=connect_args,
@@ -149,6 +193,16 @@ SAFE_METHODS = ("GET", "HEAD")
 SESSIONS = "successdiary.sessions"
 
 
+def make_gate(engine: AsyncEngine) -> asyncio.Semaphore:
+    """Requests take a turn here, in arrival order, before their session may connect: at most
+    as many as the pool holds. Waiting in SQLAlchemy's pool instead is not fair (a request
+    that has just arrived can take the connection a waiting one was woken for, which then
+    queues again at the back): with 1,000 connections on PostgreSQL some waited over 30 s
+    while most were answered in 0.1 s. SQLite's inline reads need none: they never wait."""
+    capacity = POSTGRES_POOL if engine.dialect.name == "postgresql" else SQLITE_POOL
+    return asyncio.Semaphore(sum(capacity))
+
+
 class CloseSessions:
     """Closes the database sessions a request opened (get_session) once its answer is sent,
     or failed: an uncommitted session rolls back and its connection returns to the pool."""
@@ -160,14 +214,18 @@ class CloseSessions:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sessions: list[AsyncSession] = []
+        sessions: list[tuple[AsyncSession, asyncio.Semaphore | None]] = []
         scope[SESSIONS] = sessions
         try:
             await self.app(scope, receive, send)
         finally:
-            for session in sessions:
-                if session.in_transaction():  # else it holds no connection: nothing to close
-                    await session.close()
+            for session, gate in sessions:
+                try:
+                    if session.in_transaction():  # else it holds no connection
+                        await session.close()
+                finally:
+                    if gate is not None:
+                        gate.release()
 
 
 async def get_session(request: Request) -> AsyncSession:
@@ -177,9 +235,13 @@ async def get_session(request: Request) -> AsyncSession:
     shielded task group, about 0.2 ms a request (measured); CloseSessions closes it.
     """
     state = request.app.state
-    maker = state.read_sessionmaker if request.method in SAFE_METHODS else state.sessionmaker
+    safe = request.method in SAFE_METHODS
+    maker = state.read_sessionmaker if safe else state.sessionmaker
+    gate: asyncio.Semaphore | None = state.read_gate if safe else state.write_gate
+    if gate is not None:
+        await gate.acquire()
     session: AsyncSession = maker()
-    request.scope[SESSIONS].append(session)
+    request.scope[SESSIONS].append((session, gate))
     return session
 
 

@@ -21,6 +21,7 @@ from app.config import settings as default_settings
 from app.db import (
     CloseSessions,
     make_engine,
+    make_gate,
     make_lookup_engine,
     make_read_engine,
     make_sessionmaker,
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = make_read_engine(settings.database_url)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     app.state.lookup_engine = make_lookup_engine(settings.database_url)
+    app.state.read_gate = None if settings.is_sqlite else make_gate(app.state.read_engine)
+    app.state.write_gate = make_gate(app.state.engine)
     watch_pool(app.state.engine)
     app.state.answers = AnswerCache()
     app.state.limiter = AuthLimiter(settings.redis_url)
@@ -182,7 +185,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": errors}, status_code=422)
 
     async def database_down(request: Request, exc: Exception) -> Response:
-        log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        cause = getattr(exc, "orig", None) or exc
+        log.error("database unavailable: %s: %.200s", type(cause).__name__, cause)
         headers = {"Retry-After": RETRY_AFTER_SECONDS}
         if _wants_json(request):
             return JSONResponse({"detail": "DATABASE_UNAVAILABLE"}, 503, headers=headers)
