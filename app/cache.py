@@ -78,8 +78,8 @@ class AnswerCache:
 def _key(request: Request, user: User, token: str) -> tuple:
     headers = request.headers
     return (
-        request.url.path,
-        request.url.query,
+        request.scope["path"],
+        request.scope["query_string"],
         headers.get("hx-request", ""),
         headers.get("hx-target", ""),
         token,

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
+from app.auth import SQLiteLookup
 from app.background import Background
 from app.cache import AnswerCache
 from app.config import Settings
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = make_read_engine(settings.database_url)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     app.state.lookup_engine = make_lookup_engine(settings.database_url)
+    app.state.session_lookup = app.state.lookup_engine and SQLiteLookup(app.state.lookup_engine)
     app.state.read_gate = None if settings.is_sqlite else make_gate(app.state.read_engine)
     app.state.write_gate = make_gate(app.state.engine)
     watch_pool(app.state.engine)

@@ -1,12 +1,16 @@
 """The read path: GETs read SQLite through inline query_only connections, the request's
 sessions are closed whatever happens, and a signed-in GET still sees a revoked session."""
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.auth import SESSION_ROWS, USER_COLUMNS, hash_token
 from app.models import User
+from app.models.base import utcnow
 from tests.conftest import settle
 from tests.factories import post_form, sign_in
 
@@ -66,3 +70,22 @@ async def test_a_signed_out_session_stops_working_on_the_very_next_get(
     client.cookies.set("sd_session", cookie)  # a copy of the old cookie, kept by a thief
     response = await client.get("/entries")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+async def test_the_inline_session_lookup_reads_what_sqlalchemy_reads(app, settings, client, alice):
+    if not settings.is_sqlite:
+        pytest.skip("PostgreSQL looks sessions up through SQLAlchemy")
+    await sign_in(client, "alice@example.com")
+    hashed = hash_token(client.cookies["sd_session"])
+    since = utcnow() - timedelta(days=1)
+    fast = app.state.session_lookup.users([hashed, "not-a-session"], since)
+    async with app.state.read_sessionmaker() as reader:
+        params = {"hashes": [hashed, "not-a-session"], "since": since}
+        rows = (await reader.execute(SESSION_ROWS, params)).all()
+    assert list(fast) == [row.token for row in rows] == [hashed]
+    for name in USER_COLUMNS:
+        expected = rows[0]._mapping[name]
+        assert getattr(fast[hashed], name) == expected and type(
+            getattr(fast[hashed], name)
+        ) is type(expected), name
+    assert app.state.session_lookup.users([hashed], utcnow() + timedelta(seconds=1)) == {}
