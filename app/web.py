@@ -7,7 +7,6 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import find_session, request_tokens, signed_in
-from app.db import get_session
 from app.mail import MailJob
 from app.models import User
 from app.services import accounts, audit
@@ -18,13 +17,11 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-async def page_user(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
-) -> User:
+async def page_user(request: Request) -> User:
     """The signed-in user of a page, or a redirect to sign in. One dependency layer, not the
     API's four (FastAPI's per-layer cost was a quarter of a cached page's, measured)."""
     cookie, bearer = request_tokens(request)
-    user = signed_in(await find_session(request, session, cookie, bearer))
+    user = signed_in(await find_session(request, cookie, bearer))
     if user is None:
         raise LoginRequired(request.url.path)
     return user

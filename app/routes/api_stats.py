@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.cache import cached
-from app.deps import CurrentUser, SessionDep
+from app.db import get_session
+from app.deps import CurrentUser
 from app.routes.api_entries import entry_read
 from app.schemas import EntryRead
 from app.services import stats
@@ -37,12 +39,17 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
 
 
 def answer(
-    request: Request, user: CurrentUser, model: Any, figures: Callable[[], Awaitable[Any]]
+    request: Request,
+    user: CurrentUser,
+    model: Any,
+    figures: Callable[[AsyncSession], Awaitable[Any]],
 ) -> Awaitable[Response]:
-    """The figures as JSON of `model` (also the documented response model), cached."""
+    """The figures as JSON of `model` (also the documented response model), cached: the
+    request's session is only made when they are computed."""
 
     async def build() -> Response:
-        return Response(_adapter(model).dump_json(await figures()), media_type="application/json")
+        computed = await figures(await get_session(request))
+        return Response(_adapter(model).dump_json(computed), media_type="application/json")
 
     return cached(request, user, build, page=False)
 
@@ -78,16 +85,17 @@ def span(
 
 
 @router.get("/summary", response_model=Summary)
-async def summary(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def summary(request: Request, user: CurrentUser) -> Response:
     """Total wins, this week's, this month's, and categories used this month."""
-    return await answer(request, user, Summary, lambda: stats.summary(session=session, user=user))
+    return await answer(
+        request, user, Summary, lambda session: stats.summary(session=session, user=user)
+    )
 
 
 @router.get("/timeline", response_model=list[Point])
 async def timeline(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
     period: Period = "day",
     date_from: Day = None,
     date_to: Day = None,
@@ -99,7 +107,7 @@ async def timeline(
         request,
         user,
         list[Point],
-        lambda: stats.timeline(
+        lambda session: stats.timeline(
             session=session, user=user, period=period, date_from=start, date_to=end
         ),
     )
@@ -109,7 +117,6 @@ async def timeline(
 async def categories(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
     date_from: Day = None,
     date_to: Day = None,
 ) -> Response:
@@ -118,7 +125,9 @@ async def categories(
         request,
         user,
         list[CategoryCount],
-        lambda: stats.by_category(session=session, user=user, date_from=date_from, date_to=date_to),
+        lambda session: stats.by_category(
+            session=session, user=user, date_from=date_from, date_to=date_to
+        ),
     )
 
 
@@ -126,7 +135,6 @@ async def categories(
 async def mood(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
     date_from: Day = None,
     date_to: Day = None,
 ) -> Response:
@@ -136,21 +144,22 @@ async def mood(
         request,
         user,
         list[MoodPoint],
-        lambda: stats.mood_trend(session=session, user=user, date_from=start, date_to=end),
+        lambda session: stats.mood_trend(session=session, user=user, date_from=start, date_to=end),
     )
 
 
 @router.get("/streaks", response_model=Streaks)
-async def streaks(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def streaks(request: Request, user: CurrentUser) -> Response:
     """Current and longest run of consecutive days with at least one win."""
-    return await answer(request, user, Streaks, lambda: stats.streaks(session=session, user=user))
+    return await answer(
+        request, user, Streaks, lambda session: stats.streaks(session=session, user=user)
+    )
 
 
 @router.get("/heatmap", response_model=list[HeatDay])
 async def heatmap(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
     year: Annotated[int | None, Query(ge=1900, le=2999)] = None,
 ) -> Response:
     """Wins per day of a calendar year (default: this year)."""
@@ -159,15 +168,15 @@ async def heatmap(
         request,
         user,
         list[HeatDay],
-        lambda: stats.heatmap(session=session, user=user, year=wanted),
+        lambda session: stats.heatmap(session=session, user=user, year=wanted),
     )
 
 
 @router.get("/on-this-day", response_model=list[EntryRead])
-async def on_this_day(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def on_this_day(request: Request, user: CurrentUser) -> Response:
     """Your wins from today's date in earlier years."""
 
-    async def figures() -> list[EntryRead]:
+    async def figures(session: AsyncSession) -> list[EntryRead]:
         return [entry_read(v) for v in await stats.on_this_day(session=session, user=user)]
 
     return await answer(request, user, list[EntryRead], figures)

@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.cache import cached
+from app.db import get_session
 from app.deps import SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
@@ -103,8 +104,9 @@ def _form_context(
 
 
 @router.get("/entries")
-async def list_page(request: Request, user: PageUser, session: SessionDep) -> Response:
+async def list_page(request: Request, user: PageUser) -> Response:
     async def build() -> Response:
+        session = await get_session(request)  # only when the page is not cached
         ctx = _form_context(await _page_context(session, user, request))
         await session.close()  # the connection goes back to the pool before rendering
         target = request.headers.get("hx-target", "")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.cache import cached
-from app.deps import SessionDep
+from app.db import get_session
 from app.models import User
 from app.services import stats
 from app.services.entries import today_for
@@ -32,15 +32,12 @@ def level(count: int) -> int:
 
 
 @router.get("/dashboard")
-async def dashboard(
-    request: Request, user: PageUser, session: SessionDep, year: int | None = None
-) -> Response:
-    return await cached(request, user, lambda: _dashboard(request, user, session, year))
+async def dashboard(request: Request, user: PageUser, year: int | None = None) -> Response:
+    return await cached(request, user, lambda: _dashboard(request, user, year))
 
 
-async def _dashboard(
-    request: Request, user: User, session: SessionDep, year: int | None
-) -> Response:
+async def _dashboard(request: Request, user: User, year: int | None) -> Response:
+    session = await get_session(request)  # only when the page is not cached
     today = today_for(user)
     year = year if year and 1900 <= year <= 2999 else today.year
     figures = await stats.overview(session=session, user=user, year=year)
@@ -76,16 +73,14 @@ def _shift(period: Period, start: date, forward: bool) -> date:
 async def review(
     request: Request,
     user: PageUser,
-    session: SessionDep,
     period: Period = "month",
     date: date | None = None,
 ) -> Response:
-    return await cached(request, user, lambda: _review(request, user, session, period, date))
+    return await cached(request, user, lambda: _review(request, user, period, date))
 
 
-async def _review(
-    request: Request, user: User, session: SessionDep, period: Period, date: date | None
-) -> Response:
+async def _review(request: Request, user: User, period: Period, date: date | None) -> Response:
+    session = await get_session(request)  # only when the page is not cached
     anchor = date or today_for(user)
     result = await stats.review(session=session, user=user, period=period, anchor=anchor)
     names = {c.category_id: c for c in result.by_category}
