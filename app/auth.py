@@ -6,6 +6,7 @@ password change and reset revoke them for real. Only a SHA-256 of each token is 
 
 import base64
 import hashlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -24,6 +25,7 @@ from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDataba
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper, make_transient_to_detached
 from zxcvbn import zxcvbn
@@ -197,9 +199,16 @@ class SQLiteLookup:
     def users(self, hashes: list[str], since: Any) -> dict[str, User]:
         bound = self.bind_since(since) if self.bind_since else since
         sql = self.sql.format(marks=", ".join("?" * len(hashes)))
-        connection = self.engine.raw_connection()
+        params = (*hashes, bound)
+        try:  # errors as SQLAlchemy raises them, so a database that is gone is a 503
+            connection = self.engine.raw_connection()
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
         try:
-            rows = connection.cursor().execute(sql, (*hashes, bound)).fetchall()
+            rows = connection.cursor().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            connection.invalidate()  # the next lookup opens the file afresh
+            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
         finally:
             connection.close()  # back to the pool
         found = {}
