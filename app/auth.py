@@ -179,6 +179,7 @@ class SQLiteLookup:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.connection: Any = None
         dialect = engine.dialect
         quote = dialect.identifier_preparer.quote
         self.columns = tuple(
@@ -196,21 +197,24 @@ class SQLiteLookup:
             "WHERE {token}.token IN ({marks}) AND {token}.created_at >= ?"
         ).replace("{token}", token)
 
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
     def users(self, hashes: list[str], since: Any) -> dict[str, User]:
         bound = self.bind_since(since) if self.bind_since else since
         sql = self.sql.format(marks=", ".join("?" * len(hashes)))
         params = (*hashes, bound)
         try:  # errors as SQLAlchemy raises them, so a database that is gone is a 503
-            connection = self.engine.raw_connection()
+            if self.connection is None:  # kept: nothing else uses it, and no await runs
+                self.connection = self.engine.raw_connection()
+            rows = self.connection.cursor().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
+            if self.connection is not None:  # the next lookup opens the file afresh
+                self.connection.invalidate()
+                self.connection = None
             raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-        try:
-            rows = connection.cursor().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            connection.invalidate()  # the next lookup opens the file afresh
-            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-        finally:
-            connection.close()  # back to the pool
         found = {}
         for row in rows:
             values = {

@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
         if app.state.lookup_engine is not None:
+            app.state.session_lookup.close()
             app.state.lookup_engine.dispose()
 
     app = FastAPI(
@@ -102,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         lifespan=lifespan,
+        # Our metrics are Prometheus' (app.observability); FastAPI's OpenTelemetry hooks would
+        # only ask on every request whether a tracer is configured.
+        telemetry={"tracing": False, "metrics": False},
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
