@@ -104,8 +104,7 @@ def scenario_plan(server: LiveServer, session: Session) -> list[dict]:
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     return [
         {"name": "list", "path": "/entries", "headers": session.page},
-        # Slow enough that 16 connections at once got no answer within a 6 s run.
-        {"name": "dashboard", "path": "/dashboard", "headers": session.page, "connections": 4},
+        {"name": "dashboard", "path": "/dashboard", "headers": session.page},
         {"name": "stats-streaks", "path": "/api/v1/stats/streaks", "headers": session.api},
         {
             "name": "stats-timeline",
