@@ -201,6 +201,7 @@ class SQLiteLookup:
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+        self.engine.dispose()
 
     def users(self, hashes: list[str], since: Any) -> dict[str, User]:
         bound = self.bind_since(since) if self.bind_since else since

@@ -12,12 +12,11 @@ sharing would only raise the hit rate, at the price of copying diary text into R
 Only GET and HEAD answers are cached (no write happens in them), and never one that carries a
 flash message or a status other than 200.
 
-Bodies are kept gzipped (level 5, like app.static.Compress): a hit sends them as they are to
+Bodies are kept gzipped (at app.static.Compress's level): a hit sends them as they are to
 a client that may have them compressed, and unzips them (fast) for one that may not.
 """
 
 import gzip
-import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.db import SAFE_METHODS
 from app.models import User
 from app.services.entries import today_for
-from app.static import Compress
+from app.static import GZIP_LEVEL, Compress
 from app.templating import csrf_token
 
 MAX_BYTES = 32 * 1024 * 1024
-SAFE_METHODS = ("GET", "HEAD")
 KEPT_HEADERS = ("content-type", "vary")
 
 
@@ -70,9 +69,6 @@ class AnswerCache:
         while self.size > self.max_bytes:
             _, dropped = self._answers.popitem(last=False)
             self.size -= len(dropped.gzipped)
-
-    def __len__(self) -> int:
-        return len(self._answers)
 
 
 def _key(request: Request, user: User, token: str) -> tuple:
@@ -141,6 +137,5 @@ async def cached(
         and "set-cookie" not in response.headers
     ):
         kept = tuple((k, v) for k, v in response.headers.items() if k in KEPT_HEADERS)
-        zipper = zlib.compressobj(5, zlib.DEFLATED, 31)
-        cache.put(key, Answer(zipper.compress(body) + zipper.flush(), kept))
+        cache.put(key, Answer(gzip.compress(body, GZIP_LEVEL, mtime=0), kept))
     return response

@@ -91,9 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
-        if app.state.lookup_engine is not None:
+        if app.state.session_lookup is not None:
             app.state.session_lookup.close()
-            app.state.lookup_engine.dispose()
 
     app = FastAPI(
         title="SuccessDiary API",
@@ -112,8 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_engine = make_read_engine(settings.database_url)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
-    app.state.lookup_engine = make_lookup_engine(settings.database_url)
-    app.state.session_lookup = app.state.lookup_engine and SQLiteLookup(app.state.lookup_engine)
+    lookup_engine = make_lookup_engine(settings.database_url)
+    app.state.session_lookup = lookup_engine and SQLiteLookup(lookup_engine)
     app.state.read_gate = None if settings.is_sqlite else make_gate(app.state.read_engine)
     app.state.write_gate = make_gate(app.state.engine)
     watch_pool(app.state.engine)

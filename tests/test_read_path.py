@@ -25,7 +25,10 @@ async def test_get_requests_cannot_write(app, settings):
         with pytest.raises(DBAPIError, match=r"readonly|read-only"):
             await reader.execute(text("DELETE FROM entry"))
     if settings.is_sqlite:
-        with app.state.lookup_engine.connect() as conn, pytest.raises(DBAPIError, match="readonly"):
+        with (
+            app.state.session_lookup.engine.connect() as conn,
+            pytest.raises(DBAPIError, match="readonly"),
+        ):
             conn.execute(text("DELETE FROM access_token"))
 
 
