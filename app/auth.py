@@ -6,7 +6,6 @@ password change and reset revoke them for real. Only a SHA-256 of each token is 
 
 import base64
 import hashlib
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -24,14 +23,13 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Engine, bindparam, delete, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import class_mapper, make_transient_to_detached
 from zxcvbn import zxcvbn
 
 from app.config import Settings, settings
 from app.db import SAFE_METHODS, get_session
+from app.lookup import SessionLookup
 from app.mail import MailJob
 from app.models import AccessToken, User
 from app.models.base import utcnow
@@ -148,97 +146,18 @@ SESSION_LOOKUP = (
     .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
     .where(_tokens.c.token.in_(bindparam("hashes", expanding=True)), _SINCE)
 )
-# The same lookup as plain rows, for GET and HEAD: no write can follow, so the user need not
-# be tracked by a session, and building it from a row costs a tenth of the ORM's loading.
-SESSION_ROWS = (
-    select(_users, _tokens.c.token)
-    .join(_tokens, _tokens.c.user_id == _users.c.id)
-    .where(_tokens.c.token.in_(bindparam("hashes", expanding=True)), _SINCE)
-)
-USER_COLUMNS = tuple(c.key for c in _users.columns)
-
-
-_user_class = class_mapper(User).class_manager
-
-
-def _detached(values: dict[str, Any]) -> User:
-    """A user as SQLAlchemy's loader builds one (values straight into the instance's dict:
-    loaded, unchanged), detached from any session: a third of the constructor's cost."""
-    user: User = _user_class.new_instance()
-    user.__dict__.update(values)
-    make_transient_to_detached(user)
-    return user
-
-
-class SQLiteLookup:
-    """SESSION_ROWS as plain SQL on the lookup engine's sqlite3 connection, on this thread (no
-    await): SQLAlchemy's statement execution was a quarter of a cached page's CPU (py-spy).
-    The columns come back through the same type processors SQLAlchemy would apply (GUID to
-    UUID, timestamps to aware datetimes, integers to booleans), and `since` is bound the same
-    way, so the rows are what SESSION_ROWS gives (tests/test_read_path.py compares them)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.connection: Any = None
-        dialect = engine.dialect
-        quote = dialect.identifier_preparer.quote
-        self.columns = tuple(
-            (c.key, c.type.dialect_impl(dialect).result_processor(dialect, None))
-            for c in _users.columns
-        )
-        since = _tokens.c.created_at.type.dialect_impl(dialect)
-        self.bind_since = since.bind_processor(dialect)
-        user, token = quote(User.__tablename__), quote(AccessToken.__tablename__)
-        wanted = ", ".join(f"{user}.{quote(c.name)}" for c in _users.columns)
-        # Only our own quoted table and column names go into the text; values are bound.
-        self.sql = (
-            f"SELECT {wanted}, {token}.token FROM {user} JOIN {token} "  # noqa: S608
-            f"ON {token}.user_id = {user}.id "
-            "WHERE {token}.token IN ({marks}) AND {token}.created_at >= ?"
-        ).replace("{token}", token)
-
-    def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-        self.engine.dispose()
-
-    def users(self, hashes: list[str], since: Any) -> dict[str, User]:
-        bound = self.bind_since(since) if self.bind_since else since
-        sql = self.sql.format(marks=", ".join("?" * len(hashes)))
-        params = (*hashes, bound)
-        try:  # errors as SQLAlchemy raises them, so a database that is gone is a 503
-            if self.connection is None:  # kept: nothing else uses it, and no await runs
-                self.connection = self.engine.raw_connection()
-            rows = self.connection.cursor().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            if self.connection is not None:  # the next lookup opens the file afresh
-                self.connection.invalidate()
-                self.connection = None
-            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-        found = {}
-        for row in rows:
-            values = {
-                name: convert(value) if convert else value
-                for (name, convert), value in zip(self.columns, row, strict=False)
-            }
-            found[row[-1]] = _detached(values)
-        return found
 
 
 async def _sessions_of(request: Request, params: dict[str, Any]) -> dict[str, User]:
-    """The users behind the given token hashes, keyed by hash. Only a write (not GET or
-    HEAD) needs them tracked by the request's session, where it may change them."""
-    safe = request.method in SAFE_METHODS
-    lookup: SQLiteLookup | None = request.app.state.session_lookup
-    if safe and lookup is not None:  # SQLite: on this thread, no await, no session made
-        return lookup.users(params["hashes"], params["since"])
+    """The users behind the given token hashes, keyed by hash. GET and HEAD read them through
+    app.lookup (no write can follow); a write loads them into the request's session, where
+    the change it makes is tracked."""
+    if request.method in SAFE_METHODS:
+        lookup: SessionLookup = request.app.state.session_lookup
+        return await lookup.users(params["hashes"], params["since"])
     session = await get_session(request)
-    if not safe:
-        result = await session.execute(SESSION_LOOKUP, params)
-        return {hashed: user for user, hashed in result.all()}
-    rows = (await session.execute(SESSION_ROWS, params)).all()
-    return {row.token: _detached({k: row._mapping[k] for k in USER_COLUMNS}) for row in rows}
+    result = await session.execute(SESSION_LOOKUP, params)
+    return {hashed: user for user, hashed in result.all()}
 
 
 async def find_session(

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 from fastapi import Request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -49,7 +49,7 @@ POSTGRES_POOL = (10, 20)
 SQLITE_POOL = (5, 10)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
@@ -65,7 +65,7 @@ def make_engine(url: str) -> AsyncEngine:
             max_overflow=SQLITE_POOL[1],
             pool_timeout=POOL_TIMEOUT_SECONDS,
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "connect", sqlite_on_connect)
         _one_writer_at_a_time(engine)
         return engine
     return _postgres_engine(url)
@@ -118,6 +118,10 @@ def _postgres_engine(url: str, **options: Any) -> AsyncEngine:
     )
 
 
+# PostgreSQL connections that refuse writes (GETs' engine, and app.lookup's connection).
+READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"
+
+
 class InlineConnection(aiosqlite.Connection):
     """aiosqlite's interface, run on the calling thread instead of a worker thread."""
 
@@ -146,7 +150,7 @@ class InlineConnection(aiosqlite.Connection):
         self.stop()
 
 
-def _read_only(connection: sqlite3.Connection) -> sqlite3.Connection:
+def read_only(connection: sqlite3.Connection) -> sqlite3.Connection:
     connection.execute("PRAGMA query_only=ON")
     return connection
 
@@ -159,29 +163,16 @@ def make_read_engine(url: str) -> AsyncEngine:
         return _postgres_engine(
             url,
             isolation_level="AUTOCOMMIT",
-            connect_args={"options": "-c default_transaction_read_only=on"},
+            connect_args={"options": READ_ONLY_OPTIONS},
         )
     database = make_url(url).database or ""
     connect = partial(sqlite3.connect, database, timeout=5, check_same_thread=False)
 
     async def connector() -> InlineConnection:
-        return await InlineConnection(lambda: _read_only(connect()))
+        return await InlineConnection(lambda: read_only(connect()))
 
     engine = create_async_engine(url, async_creator=connector, pool_timeout=POOL_TIMEOUT_SECONDS)
-    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-    return engine
-
-
-def make_lookup_engine(url: str) -> Engine | None:
-    """On SQLite, a plain synchronous engine (read-only, same pragmas) whose one connection
-    app.auth.SQLiteLookup keeps for the statement every signed-in GET runs: on this thread it
-    costs about 10 microseconds, where an asynchronous session cost 250 to 600 in greenlet and
-    pool hand-offs. None on PostgreSQL, whose lookup goes through the request's session."""
-    if not url.startswith("sqlite"):
-        return None
-    engine = create_engine(url.replace("+aiosqlite", ""), connect_args={"timeout": 5})
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "connect", lambda connection, _record: _read_only(connection))
+    event.listen(engine.sync_engine, "connect", sqlite_on_connect)
     return engine
 
 
