@@ -91,6 +91,11 @@ def configure_logging(json_lines: bool) -> None:
     for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(old)
     root.addHandler(handler(json_lines))
+    # Thread, process and task names are in no line we write: logging's documented switches
+    # spare every record looking them up (one access line per request).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    if sys.version_info >= (3, 12):
+        logging.logAsyncioTasks = False
     for name in ("app", "uvicorn", "gunicorn"):
         logging.getLogger(name).setLevel(logging.INFO)
     # Servers install their own text handlers; send their lines to ours instead.

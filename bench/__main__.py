@@ -41,6 +41,8 @@ RESULTS = ROOT / "bench" / "results"
 WRITERS, WRITES_EACH = 20, 25
 # What a browser sends with a page request: the app gzips what it may (see README, BREACH).
 BROWSER = {"Accept": "text/html", "Accept-Encoding": "gzip, br", "Sec-Fetch-Site": "same-origin"}
+# Production writes its log as JSON lines (one access line per request), development as text.
+PRODUCTION_LOGS = {"LOG_FORMAT": "json"}
 LOCK_SIGNS = ("database is locked", "database unavailable: OperationalError")
 MANY = 1_000
 MANY_TIMEOUT = 30  # s: a user (or a proxy's read timeout) gives up on a page after this
@@ -218,7 +220,9 @@ def export(url: str, smtp: int) -> list[dict[str, float | str]]:
     scenario left allocated cannot hide what the export itself needs."""
     figures = []
     for fmt in ("json", "markdown", "csv"):
-        with LiveServer(database_url=url, smtp_port=smtp, migrate_first=False) as server:
+        with LiveServer(
+            database_url=url, smtp_port=smtp, migrate_first=False, **PRODUCTION_LOGS
+        ) as server:
             assert server.process is not None
             token = server.bearer_token(HEAVY_EMAIL)
             size = 0
@@ -405,7 +409,11 @@ def bench_backend(backend: str, url: str) -> dict:
     print_header()
     smtp = free_port()  # nothing is mailed; the app only needs somewhere to point
     with LiveServer(
-        database_url=url, smtp_port=smtp, migrate_first=False, app="bench.hello:create_app()"
+        database_url=url,
+        smtp_port=smtp,
+        migrate_first=False,
+        app="bench.hello:create_app()",
+        **PRODUCTION_LOGS,
     ) as hello_server:
         assert hello_server.process is not None
         warm(hello_server.url + "/hello", BROWSER)
@@ -419,7 +427,9 @@ def bench_backend(backend: str, url: str) -> dict:
         )
         hello.hello_ratio = 1.0
         print_run(hello)
-    with LiveServer(database_url=url, smtp_port=smtp, migrate_first=False) as server:
+    with LiveServer(
+        database_url=url, smtp_port=smtp, migrate_first=False, **PRODUCTION_LOGS
+    ) as server:
         session = Session(server)
         runs = run_plan(server, scenario_plan(server, session), hello.rps)
         writes = None
