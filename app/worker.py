@@ -11,11 +11,22 @@ uvicorn tells gunicorn's arbiter it is alive only once `timeout` has passed sinc
 did, and checks that once every ten turns of its 0.1 s tick; with 1,000 requests queued a turn
 took seconds, the word came after the arbiter's 30 s and it killed a healthy worker (every
 connection reset). Here the worker says so at every check.
+
+Once the app is loaded the worker freezes what exists for the garbage collector and collects
+the young generation less often (see `run`).
 """
 
+import gc
 from typing import Any
 
 from uvicorn.workers import UvicornWorker
+
+# Requests waiting on the database (PostgreSQL's session lookup) hold their objects across a
+# collection, and CPython counts their release against nothing: with the default 700 the
+# young generation was collected every six requests and all 180,000 objects scanned every
+# thousand (a 50 ms pause: p95 57 ms, p50 11 ms). Frozen and at 10,000: none in 10,000
+# requests at 16 connections; p95 18 ms.
+YOUNG_GENERATION = 10_000
 
 
 class Worker(UvicornWorker):
@@ -24,3 +35,10 @@ class Worker(UvicornWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config.timeout_notify = 0
+
+    def run(self) -> None:
+        """The app is loaded: what exists now lives as long as the worker (modules, templates,
+        SQLAlchemy's metadata, about 180,000 objects), so the collector stops scanning it."""
+        gc.freeze()
+        gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
+        super().run()

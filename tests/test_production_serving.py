@@ -3,6 +3,7 @@ limits through Redis, HTML goes out compressed and static assets are cached for 
 
 import asyncio
 import contextlib
+import gc
 import gzip
 import os
 import re
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.workers import UvicornWorker
 
 from app.ratelimit import LOGIN_FAILURES_PER_ACCOUNT, AuthLimiter
 from app.static import MANIFEST
+from app.worker import YOUNG_GENERATION, Worker
 from tests.conftest import Mailbox
 from tests.live_server import PASSWORD, ROOT, LiveServer, free_port, migrate, server_env
 from tests.security.conftest import redis_url  # noqa: F401 (a fixture)
@@ -220,3 +223,17 @@ def test_compression_is_readable_by_any_gzip_client(server):
         body = b"".join(response.iter_raw())
         response.close()
     assert gzip.decompress(body).decode().startswith("<!doctype html>")
+
+
+def test_the_worker_freezes_the_loaded_app_for_the_garbage_collector(monkeypatch):
+    """What the worker loaded lives as long as it does: frozen, so a full collection scans only
+    what requests made, and the young generation is collected less often (app/worker.py)."""
+    monkeypatch.setattr(UvicornWorker, "run", lambda self: None)  # no server: only the set-up
+    threshold = gc.get_threshold()
+    try:
+        Worker.run(object.__new__(Worker))
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == (YOUNG_GENERATION, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
