@@ -138,7 +138,7 @@ session_cookie = cookie_transport(settings)
 bearer_transport = BearerTransport(tokenUrl="/api/v1/auth/bearer/login")
 
 
-_users, _tokens = User.__table__, AccessToken.__table__
+_tokens = AccessToken.__table__
 _SINCE = AccessToken.created_at >= bindparam("since")
 # Built once: the statement every signed-in request runs (only its parameters change).
 SESSION_LOOKUP = (
