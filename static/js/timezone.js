@@ -50,14 +50,19 @@
     }
     picker.appendChild(list);
     input.hidden = false;
+    // A full name (Asia/Tokyo) or just the place (tokyo, new york) picks the zone.
     input.addEventListener("change", function () {
       var wanted = input.value.trim().replace(/ /g, "_").toLowerCase();
+      var place = null;
       for (var j = 0; j < select.options.length; j++) {
-        if (select.options[j].value.toLowerCase() === wanted) {
+        var name = select.options[j].value.toLowerCase();
+        if (name === wanted) {
           select.value = select.options[j].value;
           return;
         }
+        if (place === null && name.slice(name.lastIndexOf("/") + 1) === wanted) place = j;
       }
+      if (place !== null) select.value = select.options[place].value;
     });
   }
 
