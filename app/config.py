@@ -93,6 +93,7 @@ class Settings(BaseSettings):
 
     @property
     def outbox_dir(self) -> Path:
+        """Development's kept mail: DEV_MAIL_DIR, else dev-mail/ beside the SQLite file."""
         if self.dev_mail_dir is not None:
             return self.dev_mail_dir
         path = self.database_url.partition(":///")[2].partition("?")[0] if self.is_sqlite else ""
