@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # json: one object per line for a log collector; text: readable in a terminal.
     log_format: Literal["json", "text"] | None = None
     metrics_token: str | None = None
+    # Development only: where the outbox keeps every mail for /dev/mail (default: beside the
+    # SQLite database, else under the project folder).
+    dev_mail_dir: Path | None = None
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":
@@ -77,6 +80,26 @@ class Settings(BaseSettings):
     def origin(self) -> str:
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def origin_host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def loopback_origins(self) -> bool:
+        """Development without a BASE_URL: forms may come from any loopback name of the server
+        (uvicorn prints 127.0.0.1, the README says localhost); otherwise only `origin`."""
+        return self.dev and "base_url" not in self.model_fields_set
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Development's kept mail: DEV_MAIL_DIR, else dev-mail/ beside the SQLite file."""
+        if self.dev_mail_dir is not None:
+            return self.dev_mail_dir
+        path = self.database_url.partition(":///")[2].partition("?")[0] if self.is_sqlite else ""
+        if path and ":memory:" not in path:
+            return Path(path).resolve().parent / "dev-mail"
+        return ROOT / "dev-mail"
 
     @property
     def dev(self) -> bool:

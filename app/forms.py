@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.schemas import TIMEZONES
 from app.templating import render
 
 MAX_FIELD = 1024
@@ -72,3 +73,24 @@ def optional(value: object) -> str | None:
     """An empty form field means 'not given'."""
     text = str(value or "").strip()
     return text or None
+
+
+def _zone_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The zone names by region (Asia: Tokyo, ...), names without one under "Other" last."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(TIMEZONES):
+        region, slash, place = name.partition("/")
+        label = place.replace("_", " ") if slash else name
+        groups.setdefault(region if slash else "Other", []).append((name, label))
+    return sorted(groups.items(), key=lambda item: (item[0] == "Other", item[0]))
+
+
+# For the time-zone pickers (<optgroup> per region): one list of ~600 names is no picker.
+TIMEZONE_GROUPS = _zone_groups()
+
+
+def timezone_problem(zone: str) -> str | None:
+    """A zone a browser sent (or a person chose) that is not on our list, in plain words."""
+    if zone and zone not in TIMEZONES:
+        return f"{zone[:64]!r} is not a time zone we know. Choose yours from the list."
+    return None

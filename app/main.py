@@ -38,6 +38,7 @@ from app.routes import (
     api_import,
     api_stats,
     api_users,
+    dev_mail,
     pages_auth,
     pages_categories,
     pages_entries,
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)  # public like /healthz (METRICS_TOKEN guards it)
     if settings.docs_enabled:
         app.include_router(docs_router)
+    if settings.dev:  # the outbox of kept mail; production has no such route at all
+        app.include_router(dev_mail.router)
     plain_openapi = app.openapi
     app.openapi = lambda: document_common_answers(plain_openapi())  # type: ignore[method-assign]
     app.mount("/static", HashedStaticFiles(directory=STATIC), name="static")

@@ -118,23 +118,50 @@ class SecurityHeaders:
 
 
 class SameOrigin:
-    """Unsafe requests from another origin (or the opaque `null` one) stop here."""
+    """Unsafe requests from another origin (or the opaque `null` one) stop here.
+
+    Production (and development with a BASE_URL) allows exactly BASE_URL's origin. Development
+    without one also allows each loopback name of the port being served, so the page uvicorn
+    prints (127.0.0.1) and the one the README names (localhost) both work, [::1] too.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.origin = settings.origin.encode()
+        self.loopback = settings.loopback_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in UNSAFE:
             headers = dict(scope["headers"])
             origin = headers.get(b"origin")
             site = headers.get(b"sec-fetch-site")
-            if (origin is not None and origin != self.origin) or site == b"cross-site":
+            foreign = origin is not None and origin != self.origin
+            if origin is not None and foreign and self.loopback:
+                foreign = not _served_loopback(origin, scope)
+            if foreign or site == b"cross-site":
                 await _refuse(
                     scope, send, 403, "CSRF_FAILED", "This request came from another site."
                 )
                 return
         await self.app(scope, receive, send)
+
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+
+
+def _served_loopback(origin: bytes, scope: Scope) -> bool:
+    """http://<a loopback name>:<the port this request reached>, nothing else."""
+    scheme, _, authority = origin.decode("latin-1").partition("://")
+    host, colon, port = authority.rpartition(":")
+    if not colon or host not in LOOPBACK_HOSTS:
+        host, port = authority, "80"
+    server = scope.get("server")
+    return (
+        scheme == "http"
+        and host in LOOPBACK_HOSTS
+        and server is not None
+        and port == str(server[1])
+    )
 
 
 class BodyLimit:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from app.auth import end_session, password_helper, password_problem, start_session
 from app.deps import LimiterDep, OptionalUser, SessionDep, SettingsDep, StrategyDep, UserManagerDep
-from app.forms import clip, email_problem, form_errors
+from app.forms import TIMEZONE_GROUPS, clip, email_problem, form_errors, timezone_problem
 from app.htmx import redirect, safe_next
 from app.services import accounts
 from app.templating import flash, render
@@ -46,23 +46,37 @@ async def register_page(request: Request, user: OptionalUser) -> Response:
 
 @router.post("/register")
 async def register(
-    request: Request, settings: SettingsDep, email: Field = "", password: Field = ""
+    request: Request,
+    settings: SettingsDep,
+    email: Field = "",
+    password: Field = "",
+    timezone: Field = "",
 ) -> Response:
-    email, password = clip(email.strip()), clip(password)
-    errors = {"email": email_problem(email), "password": password_problem(password, email)}
+    """`timezone` is the browser's (static/js/timezone.js fills it); without it, UTC."""
+    email, password, timezone = clip(email.strip()), clip(password), clip(timezone.strip())
+    errors = {
+        "email": email_problem(email),
+        "password": password_problem(password, email),
+        "timezone": timezone_problem(timezone),
+    }
     if any(errors.values()):
         return form_errors(
             request,
             "auth/register.html",
             "auth/_register_form.html",
             {k: v for k, v in errors.items() if v},
-            {"email": email},
+            {"email": email, "timezone": timezone},
+            timezone_groups=TIMEZONE_GROUPS,
         )
     password_hash = await run_in_threadpool(password_helper.hash, password)
     after_response(
         request,
         lambda s: accounts.register(
-            session=s, email=email, password_hash=password_hash, secret=settings.secret_key
+            session=s,
+            email=email,
+            password_hash=password_hash,
+            secret=settings.secret_key,
+            timezone=timezone or None,
         ),
     )
     flash(request, f"We sent a 6-digit code to {email}. Enter it below to finish.", "info")
@@ -82,7 +96,12 @@ async def verify_status(
     """Polled by the verify page: says so when the code could not be mailed."""
     failed = bool(email) and await accounts.code_mail_failed(session=session, email=clip(email))
     more = not failed and n < STATUS_POLLS
-    ctx = {"values": {"email": email}, "mail_failed": failed, "poll": n + 1 if more else None}
+    ctx = {
+        "values": {"email": email},
+        "mail_failed": failed,
+        "poll": n + 1 if more else None,
+        "outbox": request.app.state.settings.dev,  # development keeps every mail at /dev/mail
+    }
     return render(request, "auth/_verify_status.html", ctx)
 
 

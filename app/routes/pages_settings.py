@@ -8,16 +8,15 @@ from starlette.responses import Response
 
 from app.auth import session_cookie, start_session
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
-from app.forms import clip, email_problem, validation_errors
+from app.forms import TIMEZONE_GROUPS, clip, email_problem, validation_errors
 from app.htmx import is_htmx, redirect, safe_next
 from app.models import User
-from app.schemas import CURRENCIES, TIMEZONES, PreferencesUpdate
+from app.schemas import CURRENCIES, PreferencesUpdate
 from app.services import accounts, audit
 from app.templating import flash, render
 from app.web import PageUser, mail_after, origin
 
 router = APIRouter(include_in_schema=False)
-TIMEZONE_CHOICES = sorted(TIMEZONES)
 CURRENCY_CHOICES = sorted(CURRENCIES)
 Field = Annotated[str, Form()]
 ERRORS = ("errors", "pref_errors", "delete_errors", "email_errors", "confirm_errors")
@@ -39,7 +38,7 @@ async def _settings(request: Request, user: User, session: SessionDep, **ctx: An
         "user": user,
         "errors": {},
         "values": {},
-        "timezones": TIMEZONE_CHOICES,
+        "timezone_groups": TIMEZONE_GROUPS,
         "currencies": CURRENCY_CHOICES,
         "activity": await audit.recent(session=session, user=user),
         "other_sessions": await audit.other_sessions(

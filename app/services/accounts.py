@@ -117,13 +117,22 @@ async def _use_code(
 
 
 async def register(
-    *, session: AsyncSession, email: str, password_hash: str, secret: str
+    *,
+    session: AsyncSession,
+    email: str,
+    password_hash: str,
+    secret: str,
+    timezone: str | None = None,
 ) -> MailJob:
-    """Create the account (or refresh an unverified one's code) and say which mail to send."""
+    """Create the account (or refresh an unverified one's code) and say which mail to send.
+
+    `timezone` (checked by the caller) is the browser's; an account keeps UTC without it."""
     email = normalise_email(email)
     user = await user_by_email(session, email)
     if user is None:
         user = User(email=email, hashed_password=password_hash, is_verified=False)
+        if timezone:
+            user.timezone = timezone
         session.add(user)
         try:
             await session.flush()
@@ -133,8 +142,9 @@ async def register(
             return MailJob("already_registered", email)
     elif user.is_verified:
         return MailJob("already_registered", email)
-    else:  # unverified: whoever proves the mailbox owns it, with the latest password
+    else:  # unverified: whoever proves the mailbox owns it, with the latest password (and zone)
         user.hashed_password = password_hash
+        user.timezone = timezone or user.timezone
     code = await issue_code(session=session, user=user, secret=secret)
     return MailJob("code", email, {"code": code}, user.id)
 

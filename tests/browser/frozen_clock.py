@@ -1,0 +1,20 @@
+"""A test-only app factory: the app with its clock moved to FROZEN_CLOCK_AT (ISO 8601), ticking.
+
+    uvicorn --factory tests.browser.frozen_clock:create_app
+
+It lives under tests/ (never in the image, never named by any server command), so no
+deployment can start with a fake clock; time-machine moves the wall clock only, so the
+event loop's monotonic timers are untouched.
+"""
+
+import os
+
+import time_machine
+from fastapi import FastAPI
+
+from app.main import create_app as create_real_app
+
+
+def create_app() -> FastAPI:
+    time_machine.travel(os.environ["FROZEN_CLOCK_AT"], tick=True).start()
+    return create_real_app()
