@@ -8,10 +8,12 @@ import asyncio
 import os
 import re
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -106,6 +108,8 @@ def make_settings(db_url: str, smtp_port: int, **overrides: Any) -> Settings:
         "smtp_timeout": 3.0,
         "cookie_secure": False,
         "redis_url": None,
+        # Development keeps every mail it sends; the suite's go to a folder of its own.
+        "dev_mail_dir": Path(tempfile.gettempdir()) / f"successdiary-test-mail-{os.getpid()}",
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
