@@ -283,9 +283,11 @@ class CategoryCreate(BaseModel):
     )
 
     name: str
-    colour: str = "#64748b"
+    colour: str | None = Field(
+        default=None, description="Default: the palette colour your categories use least."
+    )
     _check_name = field_validator("name")(_category_name)
-    _check_colour = field_validator("colour")(_colour)
+    _check_colour = field_validator("colour")(lambda v: None if v is None else _colour(v))
 
 
 class CategoryUpdate(BaseModel):

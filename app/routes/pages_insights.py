@@ -1,10 +1,15 @@
-"""Insight pages: the dashboard (charts fed by /api/v1/stats, a server-drawn heatmap) and
-the review page, a printable brag document for a week, month or year."""
+"""Insight pages: the dashboard (server-drawn tables and heatmap, which Chart.js turns into
+charts) and the review page, a printable brag document for a week, month or year.
 
+Every figure is in the HTML, so the pages work with JavaScript off; the range and grouping of
+the timeline are query parameters (links), not buttons that need a script.
+"""
+
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.cache import cached
@@ -17,6 +22,28 @@ from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
 Period = Literal["week", "month", "year"]
+Range = Literal["12w", "6m", "1y", "all"]
+RANGES: dict[str, str] = {"12w": "12 weeks", "6m": "6 months", "1y": "1 year", "all": "All"}
+GROUPS: dict[str, str] = {"day": "Days", "week": "Weeks", "month": "Months"}
+MOOD_WEEKS = 26
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+@dataclass
+class Row:
+    """One row of a chart's table: the period's first day, its labels and its figure."""
+
+    start: date
+    axis: str  # short, for the chart's axis: "12 Nov", "Nov 2026"
+    label: str  # in full, for the table: "Week of 12 Nov 2026"
+    value: float
+
+
+@dataclass
+class HeatGrid:
+    weeks: list[list[stats.HeatDay | None]]  # columns of seven days; padding cells are None
+    months: list[tuple[int, str]]  # (column, "Jan") where each month begins
+    weekdays: list[str]  # row labels, from the user's week start
 
 
 def heatmap_weeks(days: list[stats.HeatDay], week_start: int) -> list[list[stats.HeatDay | None]]:
@@ -27,46 +54,141 @@ def heatmap_weeks(days: list[stats.HeatDay], week_start: int) -> list[list[stats
     return [cells[i : i + 7] for i in range(0, len(cells), 7)]
 
 
+def heat_grid(days: list[stats.HeatDay], week_start: int, today: date) -> HeatGrid:
+    """The year up to today (so the newest week ends the grid), with its month and day labels."""
+    shown = [d for d in days if d.day <= today] or days[:1]
+    weeks = heatmap_weeks(shown, week_start)
+    months = [
+        (i, cell.day.strftime("%b"))
+        for i, week in enumerate(weeks)
+        for cell in week
+        if cell and (cell.day.day == 1 or cell is shown[0])
+    ]
+    return HeatGrid(weeks, months, WEEKDAYS[week_start:] + WEEKDAYS[:week_start])
+
+
 def level(count: int) -> int:
     return min(count, 4)
 
 
+def _months_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def timeline_start(span: Range, by: stats.Period, user: User, days: dict[date, int]) -> date:
+    """The first day of the range, moved back to the start of its week or month."""
+    today = today_for(user)
+    start = {
+        "12w": lambda: today - timedelta(weeks=11),
+        "6m": lambda: _months_back(today, 5),
+        "1y": lambda: _months_back(today, 11),
+        "all": lambda: min(min(days, default=today), today),
+    }[span]()
+    if by == "day":  # a point per day: at most MAX_TIMELINE_POINTS of them, the newest
+        start = max(start, today - timedelta(days=stats.MAX_TIMELINE_POINTS - 1))
+    return stats.periods(by, start, start, user)[0]
+
+
+def _short(day: date, with_year: bool) -> str:
+    return f"{day.day} {day:%b}" + (f" {day.year}" if with_year else "")
+
+
+def rows_of(points: list[stats.Point], by: stats.Period) -> list[Row]:
+    with_year = bool(points) and points[0].start.year != points[-1].start.year
+    out = []
+    for p in points:
+        if by == "month":
+            out.append(Row(p.start, f"{p.start:%b %Y}", f"{p.start:%B %Y}", p.count))
+        else:
+            label = f"{p.start.day} {p.start:%b %Y}"
+            label = f"{p.start:%a} {label}" if by == "day" else label
+            out.append(Row(p.start, _short(p.start, with_year), label, p.count))
+    return out
+
+
+def mood_rows(points: list[stats.MoodPoint]) -> list[tuple[Row, int]]:
+    with_year = bool(points) and points[0].week_start.year != points[-1].week_start.year
+    return [
+        (
+            Row(
+                p.week_start,
+                _short(p.week_start, with_year),
+                f"{p.week_start.day} {p.week_start:%b %Y}",
+                p.average,
+            ),
+            p.entries,
+        )
+        for p in points
+    ]
+
+
 @router.get("/dashboard")
-async def dashboard(request: Request, user: PageUser, year: int | None = None) -> Response:
-    return await cached(request, user, lambda: _dashboard(request, user, year))
+async def dashboard(
+    request: Request,
+    user: PageUser,
+    year: int | None = None,
+    span: Annotated[Range, Query(alias="range")] = "12w",
+    by: stats.Period | None = None,
+) -> Response:
+    group: stats.Period = by or ("month" if span == "all" else "week")
+    return await cached(request, user, lambda: _dashboard(request, user, year, span, group))
 
 
-async def _dashboard(request: Request, user: User, year: int | None) -> Response:
+async def _dashboard(
+    request: Request, user: User, year: int | None, span: Range, by: stats.Period
+) -> Response:
     session = await get_session(request)  # only when the page is not cached
     today = today_for(user)
     year = year if year and 1900 <= year <= 2999 else today.year
     figures = await stats.overview(session=session, user=user, year=year)
     ctx: dict[str, Any] = {"user": user, "summary": figures.summary, "today": today, "year": year}
     if figures.summary.total:
-        days = figures.heatmap
         ctx |= {
             "streaks": figures.streaks,
             "categories": figures.categories,
             "on_this_day": await stats.on_this_day(session=session, user=user, today=today),
-            "weeks": heatmap_weeks(days, user.week_start),
-            "year_total": sum(d.count for d in days),
-            "active_days": sum(1 for d in days if d.count),
+            "heat": heat_grid(figures.heatmap, user.week_start, today),
+            "year_total": sum(d.count for d in figures.heatmap),
+            "active_days": sum(1 for d in figures.heatmap if d.count),
             "level": level,
-        }
+        } | _charts(figures, user, span, by)
     await session.close()  # the connection goes back to the pool before rendering, not after
     return render(request, "insights/dashboard.html", ctx)
+
+
+def _charts(figures: stats.Overview, user: User, span: Range, by: stats.Period) -> dict[str, Any]:
+    """The timeline and mood tables, from the overview's wins per day (no more statements)."""
+    today = today_for(user)
+    start = timeline_start(span, by, user, figures.days)
+    points = stats.timeline_of(figures, user=user, period=by, date_from=start, date_to=today)
+    mood_from = stats.week_start_of(today, user.week_start) - timedelta(weeks=MOOD_WEEKS - 1)
+    moods = stats.mood_of(figures, user=user, date_from=mood_from, date_to=today)
+    return {
+        "span": span,
+        "by": by,
+        "ranges": RANGES,
+        "groups": GROUPS,
+        "timeline": rows_of(points, by),
+        "timeline_from": start,
+        "mood": mood_rows(moods),
+        "mood_from": mood_from,
+    }
 
 
 def _shift(period: Period, start: date, forward: bool) -> date:
     if period == "week":
         return start + timedelta(days=7 if forward else -7)
     if period == "month":
-        return (
-            (start + timedelta(days=32)).replace(day=1)
-            if forward
-            else (start - timedelta(days=1)).replace(day=1)
-        )
+        return _months_back(start, -1 if forward else 1)
     return start.replace(year=start.year + (1 if forward else -1))
+
+
+def _period_name(period: Period, start: date) -> str:
+    """How the links to the previous and next periods name them."""
+    if period == "week":
+        return f"Week of {start.day} {start:%b}"
+    return f"{start:%b %Y}" if period == "month" else str(start.year)
 
 
 @router.get("/review")
@@ -81,19 +203,31 @@ async def review(
 
 async def _review(request: Request, user: User, period: Period, date: date | None) -> Response:
     session = await get_session(request)  # only when the page is not cached
-    anchor = date or today_for(user)
-    result = await stats.review(session=session, user=user, period=period, anchor=anchor)
+    today = today_for(user)
+    result = await stats.review(session=session, user=user, period=period, anchor=date or today)
     names = {c.category_id: c for c in result.by_category}
     groups: dict[int | None, list[Any]] = {}
     for entry in result.entries:
         groups.setdefault(entry.category_id, []).append(entry)
+    previous, following = _shift(period, result.start, False), _shift(period, result.start, True)
     ctx = {
         "user": user,
         "period": period,
         "review": result,
+        "categories": names,
         "groups": [(names[cid], groups.get(cid, [])) for cid in names],
-        "previous": _shift(period, result.start, False),
-        "next": _shift(period, result.start, True),
-        "today": today_for(user),
+        "months": _by_month(result) if period == "year" else [],
+        "previous": (previous, _period_name(period, previous)),
+        # Never into the future: no link once the next period starts after the user's today.
+        "next": (following, _period_name(period, following)) if following <= today else None,
+        "today": today,
     }
     return render(request, "insights/review.html", ctx)
+
+
+def _by_month(result: stats.Review) -> list[tuple[stats.Point, list[Any]]]:
+    """The year's wins month by month, in date order (months without a win left out)."""
+    items: dict[date, list[Any]] = {}
+    for entry in sorted(result.entries, key=lambda e: (e.day, e.id)):
+        items.setdefault(entry.day.replace(day=1), []).append(entry)
+    return [(m, items[m.start]) for m in result.by_month if m.count]

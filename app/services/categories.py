@@ -3,6 +3,7 @@
 Deleting or merging never loses an entry: entries move to the target, or become uncategorised.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -20,6 +21,19 @@ DEFAULTS = [
     ("Personal", "#ea580c"),
     ("Money", "#ca8a04"),
 ]
+# Colours a new category takes when none is chosen: the defaults' first, then more that stay
+# apart from them (and from each other) in charts.
+PALETTE = [colour for _, colour in DEFAULTS] + [
+    "#0d9488",
+    "#dc2626",
+    "#4f46e5",
+    "#0891b2",
+    "#65a30d",
+    "#c026d3",
+]
+# Slate greys mark "Uncategorised" in charts (#94a3b8) and were the form's default (#64748b):
+# a new category never takes one, or it could not be told from wins without a category.
+GREYS = {"#64748b", "#94a3b8"}
 
 
 class CategoryProblem(Exception):
@@ -72,9 +86,21 @@ async def _name_taken(session: AsyncSession, user: User, name: str, other_than: 
     return (await session.execute(stmt)).first() is not None
 
 
-async def create_category(*, session: AsyncSession, user: User, name: str, colour: str) -> Category:
+async def next_colour(session: AsyncSession, user: User) -> str:
+    """The palette colour the user's categories use least (the earliest of those on a tie)."""
+    stmt = select(func.lower(Category.colour)).where(col(Category.user_id) == user.id)
+    used = Counter((await session.execute(stmt)).scalars())
+    return min(PALETTE, key=lambda colour: used[colour])
+
+
+async def create_category(
+    *, session: AsyncSession, user: User, name: str, colour: str | None = None
+) -> Category:
+    """A new category; without a colour (or with a grey one) it takes next_colour()."""
     if await _name_taken(session, user, name, None):
         raise CategoryProblem("name", f"You already have a category called {name}.")
+    if colour is None or colour.lower() in GREYS:
+        colour = await next_colour(session, user)
     category = Category(user_id=user.id, name=name, colour=colour)
     session.add(category)
     await session.commit()

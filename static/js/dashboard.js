@@ -1,5 +1,6 @@
-// Dashboard charts: fetch /api/v1/stats/* and draw them with Chart.js, following the theme.
-// Each chart also fills a plain table (its text alternative). No inline script, no eval.
+// Dashboard charts: Chart.js draws each server-rendered table (its figures and labels are in
+// the page, so nothing is fetched) and the table folds away under the chart, one tap from view.
+// No inline script or style attribute, no eval; the charts follow the theme.
 (function () {
   "use strict";
   var charts = {};
@@ -11,85 +12,83 @@
       : { text: "#334155", grid: "rgba(100,116,139,0.15)", bar: "#059669", line: "#d97706" };
   }
 
-  function fillTable(canvas, rows) {
-    var table = document.querySelector('[data-table-for="' + canvas.id + '"] tbody');
-    if (!table) return;
-    table.replaceChildren();
-    rows.forEach(function (row) {
-      var tr = document.createElement("tr");
-      row.forEach(function (value) {
-        var td = document.createElement("td");
-        td.textContent = String(value);
-        tr.appendChild(td);
-      });
-      table.appendChild(tr);
+  // The table's rows: axis label (short: "12 Nov", "Nov 2026"), full label, figure, colour.
+  function rowsOf(table) {
+    return Array.prototype.map.call(table.querySelectorAll("tbody tr"), function (tr) {
+      var label = tr.querySelector("th").textContent.trim();
+      return {
+        axis: tr.getAttribute("data-axis") || label,
+        label: label,
+        value: parseFloat(tr.querySelector("td").textContent),
+        colour: tr.getAttribute("data-colour"),
+      };
     });
   }
 
   function axes(c) {
     return {
-      x: { ticks: { color: c.text, maxRotation: 0, autoSkip: true }, grid: { color: c.grid } },
+      x: { ticks: { color: c.text, maxRotation: 0, autoSkip: true, autoSkipPadding: 12 }, grid: { color: c.grid } },
       y: { beginAtZero: true, ticks: { color: c.text, precision: 0 }, grid: { color: c.grid } },
     };
   }
 
+  // Tooltips name the period in full ("Week of" rows say "9 Nov 2026").
+  function tooltip(rows) {
+    return { callbacks: { title: function (items) { return items.length ? rows[items[0].dataIndex].label : ""; } } };
+  }
+
   var builders = {
-    timeline: function (canvas, data, c) {
-      fillTable(canvas, data.map(function (p) { return [p.start, p.count]; }));
+    timeline: function (rows, c) {
       return {
         type: "bar",
-        data: { labels: data.map(function (p) { return p.start; }),
-                datasets: [{ label: "Wins", data: data.map(function (p) { return p.count; }), backgroundColor: c.bar }] },
-        options: { maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: axes(c) },
+        data: { labels: rows.map(function (r) { return r.axis; }),
+                datasets: [{ label: "Wins", data: rows.map(function (r) { return r.value; }), backgroundColor: c.bar }] },
+        options: { maintainAspectRatio: false, scales: axes(c),
+                   plugins: { legend: { display: false }, tooltip: tooltip(rows) } },
       };
     },
-    categories: function (canvas, data, c) {
+    categories: function (rows, c) {
       return {
         type: "doughnut",
-        data: { labels: data.map(function (x) { return x.name; }),
-                datasets: [{ data: data.map(function (x) { return x.count; }),
-                             backgroundColor: data.map(function (x) { return x.colour; }), borderWidth: 0 }] },
-        options: { maintainAspectRatio: false, plugins: { legend: { position: "right", labels: { color: c.text } } } },
+        data: { labels: rows.map(function (r) { return r.label; }),
+                datasets: [{ data: rows.map(function (r) { return r.value; }),
+                             backgroundColor: rows.map(function (r) { return r.colour; }), borderWidth: 0 }] },
+        // The table beside the chart is its legend (names, colours and counts).
+        options: { maintainAspectRatio: false, plugins: { legend: { display: false } } },
       };
     },
-    mood: function (canvas, data, c) {
-      fillTable(canvas, data.map(function (p) { return [p.week_start, p.average]; }));
+    mood: function (rows, c) {
       var scales = axes(c);
-      scales.y.min = 1; scales.y.max = 5; scales.y.beginAtZero = false;
+      // Half a step of room above 5 and below 1, and no clipping: no point is ever cut in half.
+      scales.y = { min: 0.5, max: 5.5, ticks: { color: c.text, stepSize: 1 }, grid: { color: c.grid },
+                   afterBuildTicks: function (scale) { scale.ticks = [1, 2, 3, 4, 5].map(function (v) { return { value: v }; }); } };
+      scales.x.offset = true;
       return {
         type: "line",
-        data: { labels: data.map(function (p) { return p.week_start; }),
-                datasets: [{ label: "Average mood", data: data.map(function (p) { return p.average; }),
-                             borderColor: c.line, backgroundColor: c.line, tension: 0.3 }] },
-        options: { maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: scales },
+        data: { labels: rows.map(function (r) { return r.axis; }),
+                datasets: [{ label: "Average mood", data: rows.map(function (r) { return r.value; }), clip: false,
+                             borderColor: c.line, backgroundColor: c.line, tension: 0.3, pointRadius: 4 }] },
+        options: { maintainAspectRatio: false, scales: scales,
+                   plugins: { legend: { display: false }, tooltip: tooltip(rows) } },
       };
     },
   };
 
   function draw(canvas) {
-    var kind = canvas.getAttribute("data-chart");
-    var url = canvas.getAttribute("data-url");
-    var period = canvas.getAttribute("data-period");
+    var table = document.querySelector('[data-table-for="' + canvas.id + '"]');
+    if (!table) return;
     canvas.removeAttribute("data-drawn");
-    if (period) url += "?period=" + encodeURIComponent(period);
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) {
-        if (!response.ok) throw new Error("stats " + response.status);
-        return response.json();
-      })
-      .then(function (data) {
-        if (charts[canvas.id]) charts[canvas.id].destroy();
-        var config = builders[kind](canvas, data, colours());
-        // data-drawn marks a finished drawing (tests and assistive tools can rely on it).
-        config.options.animation = { onComplete: function () { canvas.setAttribute("data-drawn", "true"); } };
-        charts[canvas.id] = new Chart(canvas, config);
-      })
-      .catch(function () {
-        var note = document.createElement("p");
-        note.className = "hint";
-        note.textContent = "This chart could not be loaded. Reload the page to try again.";
-        canvas.replaceWith(note);
-      });
+    canvas.parentElement.hidden = false;
+    if (charts[canvas.id]) charts[canvas.id].destroy();
+    var config = builders[canvas.getAttribute("data-chart")](rowsOf(table), colours());
+    // data-drawn marks a finished drawing (tests and assistive tools can rely on it).
+    config.options.animation = { onComplete: function () { canvas.setAttribute("data-drawn", "true"); } };
+    charts[canvas.id] = new Chart(canvas, config);
+    var folder = table.closest("details.chart-table");
+    if (folder && !folder.hasAttribute("data-folded")) {
+      folder.open = false;
+      folder.setAttribute("data-folded", "");
+    }
   }
 
   function drawAll() {
@@ -99,17 +98,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     if (typeof Chart === "undefined") return;
     drawAll();
-    document.querySelectorAll("[data-period]").forEach(function (button) {
-      if (button.tagName !== "BUTTON") return;
-      button.addEventListener("click", function () {
-        var canvas = document.getElementById("timeline-chart");
-        canvas.setAttribute("data-period", button.getAttribute("data-period"));
-        document.querySelectorAll("button[data-period]").forEach(function (b) {
-          b.setAttribute("aria-pressed", String(b === button));
-        });
-        draw(canvas);
-      });
-    });
     // Redraw in the new colours when the theme changes.
     new MutationObserver(drawAll).observe(document.documentElement, { attributes: true, attributeFilter: ["class"] });
   });
