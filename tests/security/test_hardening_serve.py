@@ -2,6 +2,7 @@
 configuration (gunicorn with app.worker.Worker, and uvicorn as scripts/run.sh starts it), and
 print views and exports bounded in memory and in number per user."""
 
+import asyncio
 import contextlib
 import os
 import re
@@ -11,13 +12,19 @@ import socket
 import subprocess
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from app.models import Entry, User
+from app.services import export
 from tests.conftest import Mailbox
+from tests.factories import bearer_token, make_user
 from tests.live_server import ROOT, LiveServer, free_port, migrate, server_env
 
 HEADER_TIMEOUT = 2.0  # the servers below run with HEADER_TIMEOUT_SECONDS=2 (default 30)
@@ -260,3 +267,188 @@ def development_uvicorn(tmp_path: Path, mailbox: Mailbox) -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
+
+
+# Print views and exports: in memory a batch at a time, at most two at once per user.
+
+
+async def long_entries(session: Any, user: User, count: int, html_size: int) -> None:
+    start = date(2025, 1, 1)
+    session.add_all(
+        Entry(
+            user_id=user.id,
+            day=start + timedelta(days=i // 3),
+            title=f"Win {i:04d}",
+            body="see below",
+            body_html=f"<p>{i:04d} " + "w" * html_size + "</p>",
+        )
+        for i in range(count)
+    )
+    await session.commit()
+
+
+class Driven:
+    """One request through the ASGI app, its body dropped as it comes (no client buffer):
+    `sent` counts the bytes; `hold` (when given) stops the answer after its first chunk;
+    `broken`: sending a chunk fails (the connection reset)."""
+
+    def __init__(
+        self,
+        app: Any,
+        path: str,
+        token: str,
+        hold: asyncio.Event | None = None,
+        broken: bool = False,
+    ):
+        self.app, self.path, self.token, self.hold, self.broken = app, path, token, hold, broken
+        self.status = 0
+        self.sent = 0
+        self.started = asyncio.Event()
+        self.gone = asyncio.Event()  # set: the client disconnects
+
+    async def run(self) -> None:
+        path, _, query = self.path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"authorization", f"Bearer {self.token}".encode()),
+            ],
+            "client": ("203.0.113.9", 50000),
+            "server": ("testserver", 80),
+        }
+        asked = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+            else:
+                if self.broken:
+                    raise ConnectionResetError("the client has gone")
+                self.sent += len(message.get("body", b""))
+                if not self.started.is_set():
+                    self.started.set()
+                    if self.hold is not None:
+                        await self.hold.wait()
+
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+async def token(client: httpx.AsyncClient, alice: User) -> str:
+    return await bearer_token(client, "alice@example.com")
+
+
+async def test_row34_the_print_view_is_streamed_not_built_whole(app, session, alice, token):
+    """600 long entries (an 18 MB page): the request's peak memory stays a small part of it
+    (a batch of entries and its HTML, about 3 MB; built whole it was three times the page)."""
+    await long_entries(session, alice, 600, 30_000)
+    path = "/export/print?date_from=2025-01-01&date_to=2025-12-31"
+    await Driven(app, path, token).run()  # templates and queries warmed up
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        driven = Driven(app, path, token)
+        await driven.run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert driven.status == 200 and driven.sent > 18_000_000
+    assert peak - base < driven.sent / 4, f"{(peak - base) / 1e6:.1f} MB for the page"
+
+
+async def test_row34_the_printout_keeps_its_order_days_and_newest_entries(
+    client, session, alice, token, monkeypatch
+):
+    """Streamed in batches, the page reads as before: oldest first, one heading per day across
+    batches; past PRINT_MAX the newest entries are kept and the page says so."""
+    monkeypatch.setattr(export, "PRINT_MAX", 50)
+    await long_entries(session, alice, 60, 10)  # 20 days of 3 wins
+    bearer = {"Authorization": f"Bearer {token}"}
+    page = (
+        await client.get("/export/print?date_from=2025-01-01&date_to=2025-12-31", headers=bearer)
+    ).text
+    wins = re.findall(r"Win (\d{4})", page)
+    assert wins == [f"{i:04d}" for i in range(10, 60)], "the newest 50, oldest first"
+    assert page.count("<h2") == len(set(range(10 // 3, 60 // 3)))
+    assert "newest 50 wins of these dates" in page
+    assert page.rstrip().endswith("</html>")
+    empty = (
+        await client.get("/export/print?date_from=2020-01-01&date_to=2020-01-02", headers=bearer)
+    ).text
+    assert "No wins in these dates." in empty and "newest" not in empty
+
+
+async def test_row34_at_most_two_exports_or_print_views_at_once_per_user(
+    app, client, session, alice, token
+):
+    """Two answers on their way (held after their first chunk): a third export or print view
+    of the same user gets 429 with a reason; another user is not affected; once one ends, the
+    next is served."""
+    await long_entries(session, alice, 30, 100)
+    await make_user(session, "bob@example.com")
+    bob = {"Authorization": f"Bearer {await bearer_token(client, 'bob@example.com')}"}
+    hold = asyncio.Event()
+    running = [
+        Driven(app, "/api/v1/export?format=json", token, hold),
+        Driven(app, "/export/print?date_from=2025-01-01&date_to=2025-12-31", token, hold),
+    ]
+    tasks = [asyncio.create_task(d.run()) for d in running]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(d.started.wait() for d in running)), 10)
+        bearer = {"Authorization": f"Bearer {token}"}
+        refused = await client.get("/api/v1/export?format=csv", headers=bearer)
+        assert refused.status_code == 429
+        assert refused.json() == {"detail": "TOO_MANY_EXPORTS"}
+        assert refused.headers["retry-after"]
+        page = await client.get(
+            "/export/print?date_from=2025-01-01", headers={**bearer, "Accept": "text/html"}
+        )
+        assert page.status_code == 429
+        assert "already on their way" in page.text and "Wait for one to finish" in page.text
+        assert (await client.get("/api/v1/export", headers=bob)).status_code == 200
+    finally:
+        hold.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert [d.status for d in running] == [200, 200]
+    assert all(d.sent > 3000 for d in running), "both answers were sent whole"
+    assert (await client.get("/api/v1/export", headers=bearer)).status_code == 200
+    assert alice.id not in export.slots.running, "every slot was given back"
+
+
+async def test_row34_a_client_that_leaves_gives_its_export_slot_back(app, session, alice, token):
+    """Whether the client disconnects mid-answer or sending to it fails, the slot comes back:
+    three in a row, more than the two at once, each find one free."""
+    await long_entries(session, alice, 30, 100)
+    for path in ("/api/v1/export?format=markdown", "/export/print?date_from=2025-01-01"):
+        for _ in range(3):
+            hold = asyncio.Event()
+            driven = Driven(app, path, token, hold)
+            task = asyncio.create_task(driven.run())
+            await asyncio.wait_for(driven.started.wait(), 10)
+            assert export.slots.running[alice.id] == 1
+            driven.gone.set()  # the client disconnects mid-answer
+            hold.set()
+            await asyncio.wait_for(task, 10)
+            assert alice.id not in export.slots.running, path
+        for _ in range(3):
+            with pytest.raises(OSError):
+                await Driven(app, path, token, broken=True).run()
+            assert alice.id not in export.slots.running, path
