@@ -14,7 +14,8 @@ connection reset). Here the worker says so at every check.
 
 HTTP is app.protocol's: uvicorn's httptools protocol with a bound on each request's head
 (MAX_HEADER_BYTES, else 431) and on the time to send it (HEADER_TIMEOUT_SECONDS, else the
-connection closes). No `Server` header: it would only tell a scanner what to try.
+connection closes). No `Server` header: it would only tell a scanner what to try. No
+WebSocket: the app has none, and an upgraded connection would leave those bounds behind.
 
 Once the app is loaded the worker freezes what exists for the garbage collector and collects
 the young generation less often (see `run`).
@@ -39,6 +40,7 @@ class Worker(UvicornWorker):
     CONFIG_KWARGS: dict[str, Any] = {
         "loop": "asyncio",
         "http": HttpProtocol,
+        "ws": "none",
         "server_header": False,
     }
 

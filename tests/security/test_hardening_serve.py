@@ -194,7 +194,30 @@ def test_row34_large_unfinished_heads_do_not_grow_the_workers_memory(served):
     assert httpx.get(f"{served.url}/healthz", timeout=5).status_code == 200
 
 
-def test_row40_no_server_banner(served, tmp_path: Path, mailbox: Mailbox):
+@pytest.fixture(scope="module")
+def developing(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[str]:
+    """uvicorn as scripts/run.sh starts it (`make run`), without the file watcher."""
+    with development_uvicorn(tmp_path_factory.mktemp("dev"), mailbox) as url:
+        yield url
+
+
+def test_row34_no_websocket_upgrade_leaves_the_bounded_protocol(served, developing):
+    """The app has no WebSocket: an upgrade is answered as the plain request it also is, so
+    no connection moves to a protocol without these limits."""
+    for url in (served.url, developing):
+        port = int(url.rsplit(":", 1)[1])
+        with connect(port) as sock:
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            answer = read_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 200 "), (url, answer[:200])
+        assert answer.endswith(b'{"status":"ok","database":"ok"}')
+
+
+def test_row40_no_server_banner(served, developing):
     """No `Server` header on any answer: the app's, and the server's own 431 and 400, served
     by gunicorn with our worker and by uvicorn as scripts/run.sh starts it."""
     assert "server" not in httpx.get(f"{served.url}/healthz", timeout=5).headers
@@ -209,13 +232,13 @@ def test_row40_no_server_banner(served, tmp_path: Path, mailbox: Mailbox):
         assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), answer[:100]
         assert b"\r\nserver:" not in answer.lower()
 
-    with development_uvicorn(tmp_path, mailbox) as url:
-        page = httpx.get(f"{url}/login", timeout=5)
-        assert page.status_code == 200 and "server" not in page.headers
-        port = int(url.rsplit(":", 1)[1])
-        with connect(port) as sock:
-            sock.sendall(head(70_000))
-            assert read_answer(sock).startswith(b"HTTP/1.1 431 "), "the same limit under uvicorn"
+    page = httpx.get(f"{developing}/login", timeout=5)
+    assert page.status_code == 200 and "server" not in page.headers
+    with connect(int(developing.rsplit(":", 1)[1])) as sock:
+        sock.sendall(head(70_000))
+        answer = read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), "the same limit under uvicorn"
+    assert b"\r\nserver:" not in answer.lower()
 
 
 def run_sh_command(port: int) -> list[str]:
