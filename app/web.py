@@ -90,7 +90,9 @@ EXPORTS_BUSY = (
 
 class ExportResponse(StreamingResponse):
     """A streamed export or print view holding one of its user's `export.slots` (taken by the
-    route): given back once the answer is sent, or the client has gone, or it failed."""
+    route): given back once the answer is sent, or the client has gone, or it failed. The
+    stream is closed then too, not left half-read for the garbage collector (a Markdown zip
+    left so wrote its end into a closed buffer)."""
 
     def __init__(self, content: Any, user_id: uuid.UUID, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
@@ -101,3 +103,6 @@ class ExportResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             export.slots.give_back(self.user_id)
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
