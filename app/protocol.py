@@ -8,7 +8,8 @@ it). Here:
 
 - the parser is fed at most MAX_HEADER_BYTES (64 kB) of a request's head (request line and
   headers); one byte more and the client gets 431 and the connection is closed, so a worker
-  holds at most that much of any head;
+  holds at most that much of any head (a pipelined head that starts in the same read as the
+  end of the request before it is counted from the next read: one read, 256 kB, more);
 - a head must be complete HEADER_TIMEOUT_SECONDS (30 s) after the connection opened or the
   previous answer was sent, or the connection is closed.
 
