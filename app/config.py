@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_import_bytes: int = Field(default=20_000_000, ge=1024)
+    # A request's head (request line and headers): larger gets 431, slower is closed.
+    max_header_bytes: int = Field(default=65_536, ge=1024)
+    header_timeout_seconds: float = Field(default=30.0, gt=0)
     session_lifetime_seconds: int = 14 * 24 * 3600
     # json: one object per line for a log collector; text: readable in a terminal.
     log_format: Literal["json", "text"] | None = None

@@ -1,15 +1,18 @@
 """Helpers shared by routes: login requirement for pages, client address, mail after the answer."""
 
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.auth import find_session, request_tokens, signed_in
 from app.mail import MailJob
 from app.models import User
-from app.services import accounts, audit
+from app.services import accounts, audit, export
 
 
 class LoginRequired(Exception):
@@ -77,3 +80,29 @@ def audit_login(
 
 
 PageUser = Annotated[User, Depends(page_user)]
+
+
+EXPORTS_BUSY = (
+    f"{export.EXPORTS_AT_ONCE} exports or print views of your diary are already on their way. "
+    "Wait for one to finish, then try again."
+)
+
+
+class ExportResponse(StreamingResponse):
+    """A streamed export or print view holding one of its user's `export.slots` (taken by the
+    route): given back once the answer is sent, or the client has gone, or it failed. The
+    stream is closed then too, not left half-read for the garbage collector (a Markdown zip
+    left so wrote its end into a closed buffer)."""
+
+    def __init__(self, content: Any, user_id: uuid.UUID, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.user_id = user_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            export.slots.give_back(self.user_id)
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()

@@ -12,6 +12,11 @@ did, and checks that once every ten turns of its 0.1 s tick; with 1,000 requests
 took seconds, the word came after the arbiter's 30 s and it killed a healthy worker (every
 connection reset). Here the worker says so at every check.
 
+HTTP is app.protocol's: uvicorn's httptools protocol with a bound on each request's head
+(MAX_HEADER_BYTES, else 431) and on the time to send it (HEADER_TIMEOUT_SECONDS, else the
+connection closes). No `Server` header: it would only tell a scanner what to try. No
+WebSocket: the app has none, and an upgraded connection would leave those bounds behind.
+
 Once the app is loaded the worker freezes what exists for the garbage collector and collects
 the young generation less often (see `run`).
 """
@@ -20,6 +25,8 @@ import gc
 from typing import Any
 
 from uvicorn.workers import UvicornWorker
+
+from app.protocol import HttpProtocol
 
 # Requests waiting on the database (PostgreSQL's session lookup) hold their objects across a
 # collection, and CPython counts their release against nothing: with the default 700 the
@@ -30,7 +37,12 @@ YOUNG_GENERATION = 10_000
 
 
 class Worker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "asyncio", "http": "httptools"}
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "asyncio",
+        "http": HttpProtocol,
+        "ws": "none",
+        "server_header": False,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,11 +24,11 @@ from app.htmx import redirect
 from app.models import User
 from app.routes.api_import import read_upload
 from app.security import form_token_valid
-from app.services import importer
-from app.services.entries import Filters, list_entries, today_for
+from app.services import export, importer
+from app.services.entries import today_for
 from app.services.importer import ImportProblem
-from app.templating import flash, render, templates
-from app.web import PageUser, audit_after
+from app.templating import flash, pop_flashes, render, templates
+from app.web import EXPORTS_BUSY, ExportResponse, PageUser, audit_after
 
 router = APIRouter(include_in_schema=False)
 PENDING = Path(tempfile.gettempdir()) / "successdiary-imports"
@@ -59,23 +59,45 @@ async def print_view(
     """Every entry between two dates, oldest first, laid out for paper (or Save as PDF)."""
     end = date_to or today_for(user)
     start = date_from or end - timedelta(days=30)
-    items = []
-    cursor = None
-    while True:  # newest-first pages, at most 2,000 entries on one printout
-        page = await list_entries(
-            session=session,
-            user=user,
-            filters=Filters(date_from=start, date_to=end),
-            cursor=cursor,
-            limit=100,
-        )
-        items += page.items
-        cursor = page.next_cursor
-        if not cursor or len(items) >= 2000:
-            break
-    ctx = {"user": user, "items": list(reversed(items)), "start": start, "end": end}
+    if not export.slots.take(user.id):
+        page = render(request, "errors/429.html", {"message": EXPORTS_BUSY}, status_code=429)
+        page.headers["Retry-After"] = "10"
+        return page
+    try:
+        return await _printout(request, user, session, start, end)
+    except BaseException:
+        export.slots.give_back(user.id)  # no answer will hold it
+        raise
+
+
+async def _printout(
+    request: Request, user: User, session: SessionDep, start: date, end: date
+) -> Response:
+    """The page streamed: its head, the entries a batch at a time, its foot; never the whole
+    printout in memory (up to 2,000 entries of up to 100,000 characters)."""
+    plan = await export.printout(session, user, start, end)
+    ctx = {"user": user, "start": start, "end": end, "cut": plan.cut, "most": export.PRINT_MAX}
+    page = templates.get_template("export/print.html").render(
+        request=request, flashes=pop_flashes(request), **ctx
+    )
+    head, _, tail = page.partition("<!--entries-->")
+    entries = templates.get_template("export/print_entries.html")
+    maker = request.app.state.sessionmaker
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield head.encode()
+        previous = None
+        async for batch in export.print_batches(maker, user, plan):
+            yield entries.render(items=batch, previous_day=previous).encode()
+            previous = batch[-1].entry.day
+        if previous is None:
+            yield entries.render(items=[], previous_day=None).encode()
+        yield tail.encode()
+
     audit_after(request, "export", user, "print view")
-    return render(request, "export/print.html", ctx)
+    return ExportResponse(
+        stream(), user.id, media_type="text/html; charset=utf-8", headers={"Vary": "HX-Request"}
+    )
 
 
 @router.post("/import/preview")

@@ -3,23 +3,30 @@
 Each format is produced as a stream of byte chunks, reading entries 500 at a time in
 (day, id) order, so memory stays flat however large the diary is. The JSON document holds no
 ids and no export time, so export -> import into a fresh account -> export gives the same bytes.
+The print view reads its entries the same way (`print_batches`), a few at a time. A user has at
+most EXPORTS_AT_ONCE of them running at once in a process (`slots`).
 """
 
 import csv
 import io
 import json
 import re
+import uuid
 import zipfile
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col
 
 from app.models import Category, Entry, User
-from app.services.entries import from_minor
+from app.services.entries import EntryView, from_minor, visible_entries
 
 FORMAT = "successdiary"
 VERSION = 1
@@ -42,6 +49,37 @@ MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
 }
 EXTENSIONS = {"json": "json", "markdown": "zip", "csv": "csv"}
+# Downloads and print views a user may have running at once in one worker process. Each holds
+# a batch of entries and a chunk of output (not the whole diary), and this bounds how many of
+# those one account can stack up: with several workers, up to this many per worker.
+EXPORTS_AT_ONCE = 2
+# The newest this many entries of the dates asked for make one printout, read this many at a
+# time: an entry's text is up to 100,000 characters, so a batch stays within a few megabytes.
+PRINT_MAX = 2000
+PRINT_BATCH = 20
+
+
+class ExportSlots:
+    """How many exports (downloads and print views) each user has running in this process."""
+
+    def __init__(self, per_user: int = EXPORTS_AT_ONCE) -> None:
+        self.per_user = per_user
+        self.running: Counter[uuid.UUID] = Counter()
+
+    def take(self, user_id: uuid.UUID) -> bool:
+        """One more for this user, unless they already have `per_user` running."""
+        if self.running[user_id] >= self.per_user:
+            return False
+        self.running[user_id] += 1
+        return True
+
+    def give_back(self, user_id: uuid.UUID) -> None:
+        self.running[user_id] -= 1
+        if self.running[user_id] <= 0:
+            del self.running[user_id]
+
+
+slots = ExportSlots()
 
 
 def entry_record(entry: Entry, category: str | None) -> dict[str, Any]:
@@ -196,6 +234,77 @@ async def export_markdown(
                 archive.writestr(name, markdown_file(record))
             yield sink.take()
     yield sink.take()
+
+
+@dataclass(frozen=True)
+class Printout:
+    """Which entries a printout holds: from `first` (day, id) on, oldest first; `cut` when
+    older entries of the dates were left out to keep it at PRINT_MAX."""
+
+    start: date
+    end: date
+    first: tuple[date, int] | None
+    cut: bool
+
+
+BODY: QueryableAttribute[str] = Entry.body  # type: ignore[assignment]
+
+
+def _in_dates(user: User, start: date, end: date) -> Any:
+    return (
+        visible_entries(user)
+        .where(col(Entry.day) >= start, col(Entry.day) <= end)
+        .options(defer(BODY, raiseload=True))  # printed as body_html only
+    )
+
+
+async def printout(session: AsyncSession, user: User, start: date, end: date) -> Printout:
+    stmt = (
+        select(col(Entry.day), col(Entry.id))
+        .where(
+            col(Entry.user_id) == user.id,
+            col(Entry.deleted_at).is_(None),
+            col(Entry.day) >= start,
+            col(Entry.day) <= end,
+        )
+        .order_by(col(Entry.day).desc(), col(Entry.id).desc())
+        .offset(PRINT_MAX - 1)
+        .limit(2)
+    )
+    rows = (await session.execute(stmt)).all()
+    first = (rows[0][0], rows[0][1]) if rows else None
+    return Printout(start, end, first, cut=len(rows) > 1)
+
+
+async def print_batches(
+    maker: async_sessionmaker[AsyncSession], user: User, plan: Printout
+) -> AsyncIterator[list[EntryView]]:
+    """The printout's entries, oldest first, PRINT_BATCH at a time, each in its own session."""
+    after: tuple[date, int] | None = None
+    while True:
+        stmt = _in_dates(user, plan.start, plan.end)
+        if plan.first is not None:
+            day, first_id = plan.first
+            stmt = stmt.where(
+                (col(Entry.day) > day) | ((col(Entry.day) == day) & (col(Entry.id) >= first_id))
+            )
+        if after is not None:
+            day, last_id = after
+            stmt = stmt.where(
+                (col(Entry.day) > day) | ((col(Entry.day) == day) & (col(Entry.id) > last_id))
+            )
+        stmt = stmt.order_by(col(Entry.day), col(Entry.id)).limit(PRINT_BATCH)
+        async with maker() as session:
+            rows = (await session.execute(stmt)).all()
+        if not rows:
+            return
+        batch = [EntryView(entry, category) for entry, category in rows]
+        last = batch[-1].entry
+        assert last.id is not None
+        after = (last.day, last.id)
+        yield batch
+        if len(rows) < PRINT_BATCH:
+            return
 
 
 EXPORTERS = {"json": export_json, "csv": export_csv, "markdown": export_markdown}
