@@ -1,5 +1,6 @@
 """Small helpers for HTML forms: read fields, check an email, answer with inline errors."""
 
+from datetime import date
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -7,7 +8,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.templating import render
+from app.schemas import parse_day
+from app.templating import flash, render
 
 MAX_FIELD = 1024
 
@@ -72,3 +74,15 @@ def optional(value: object) -> str | None:
     """An empty form field means 'not given'."""
     text = str(value or "").strip()
     return text or None
+
+
+def query_day(request: Request, value: str | None) -> tuple[date | None, int]:
+    """A date from a page's query string, and the status to answer with: 422 when it is not
+    a date in the accepted range, said in a message on the page (shown for the default dates)."""
+    if not value:
+        return None, 200
+    try:
+        return parse_day(value[:40]), 200
+    except ValueError as exc:
+        flash(request, str(exc), "error")
+        return None, 422

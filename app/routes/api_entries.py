@@ -1,12 +1,11 @@
 """JSON API for entries: list (filters, search, cursor paging), create, read, change, delete."""
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from app.deps import CurrentUser, SessionDep
-from app.schemas import ID_MAX, CategoryRef, EntryCreate, EntryPage, EntryRead, EntryUpdate
+from app.schemas import ID_MAX, CategoryRef, Day, EntryCreate, EntryPage, EntryRead, EntryUpdate
 from app.services import entries
 from app.services.entries import EntryProblem, EntryView, Filters
 
@@ -59,8 +58,8 @@ async def list_entries(
     category_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     tag: Annotated[str | None, Query(max_length=51)] = None,
     mood: Annotated[int | None, Query(ge=1, le=5)] = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = entries.PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> EntryPage:

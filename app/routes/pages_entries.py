@@ -19,7 +19,7 @@ from app.deps import SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import User
-from app.schemas import EntryCreate, EntryUpdate
+from app.schemas import EntryCreate, EntryUpdate, parse_day
 from app.services import entries
 from app.services.entries import EntryProblem, Filters
 from app.templating import flash, render
@@ -48,7 +48,7 @@ def filters_from(request: Request) -> tuple[Filters, dict[str, str]]:
 
     def day(value: str) -> date | None:
         try:
-            return date.fromisoformat(value) if value else None
+            return parse_day(value) if value else None
         except ValueError:
             return None
 

@@ -10,7 +10,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -20,9 +20,11 @@ from markupsafe import escape
 from starlette.responses import Response
 
 from app.deps import SessionDep
+from app.forms import query_day
 from app.htmx import redirect
 from app.models import User
 from app.routes.api_import import read_upload
+from app.schemas import DAY_MIN
 from app.security import form_token_valid
 from app.services import importer
 from app.services.entries import Filters, list_entries, today_for
@@ -53,12 +55,14 @@ async def print_view(
     request: Request,
     user: PageUser,
     session: SessionDep,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
 ) -> Response:
     """Every entry between two dates, oldest first, laid out for paper (or Save as PDF)."""
-    end = date_to or today_for(user)
-    start = date_from or end - timedelta(days=30)
+    wanted_from, status_from = query_day(request, date_from)
+    wanted_to, status_to = query_day(request, date_to)
+    end = wanted_to or today_for(user)
+    start = wanted_from or max(DAY_MIN, end - timedelta(days=30))
     items = []
     cursor = None
     while True:  # newest-first pages, at most 2,000 entries on one printout
@@ -75,7 +79,7 @@ async def print_view(
             break
     ctx = {"user": user, "items": list(reversed(items)), "start": start, "end": end}
     audit_after(request, "export", user, "print view")
-    return render(request, "export/print.html", ctx)
+    return render(request, "export/print.html", ctx, status_code=max(status_from, status_to))
 
 
 @router.post("/import/preview")

@@ -31,6 +31,11 @@ class CategoryProblem(Exception):
         self.message = message
 
 
+def category_key(name: str) -> str:
+    """Names that differ only by case or spaces name one category."""
+    return " ".join(name.split()).lower()
+
+
 @dataclass
 class CategoryWithCount:
     category: Category

@@ -22,7 +22,7 @@ from sqlmodel import col
 from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
-from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate
+from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate, parse_day
 from app.services.categories import get_category
 from app.services.text import MARK_END, MARK_START, parse_tags
 
@@ -343,12 +343,13 @@ def _decode(cursor: str) -> str:
 
 
 def _decode_day_cursor(cursor: str) -> tuple[date, int]:
+    """A cursor is text anyone can forge: its day and id must be ones a row can hold."""
     kind, _, rest = _decode(cursor).partition(":")
     day, _, entry_id = rest.partition(":")
     try:
-        if kind != "d":
+        if kind != "d" or not entry_id.isdigit() or not 0 < int(entry_id) <= ID_MAX:
             raise ValueError
-        return date.fromisoformat(day), int(entry_id)
+        return parse_day(day), int(entry_id)
     except ValueError as exc:
         raise EntryProblem("cursor", "This page link is not valid any more.") from exc
 
