@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 from starlette.datastructures import FormData
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from app.cache import cached
 from app.db import get_session
@@ -242,12 +242,25 @@ async def delete(request: Request, entry_id: int, user: PageUser, session: Sessi
     return redirect(request, "/entries")
 
 
+def _too_late(request: Request) -> Response:
+    """410: the undo window has passed (the entry is, or is about to be, gone for good)."""
+    minutes = int(entries.UNDO_WINDOW.total_seconds() // 60)
+    message = f"This entry can no longer be restored: a delete can be undone for {minutes} minutes."
+    if is_htmx(request):  # not swapped: app.js shows `message` as a toast
+        return JSONResponse({"detail": "RESTORE_EXPIRED", "message": message}, 410)
+    flash(request, message, "error")
+    return redirect(request, "/entries")
+
+
 @router.post("/entries/{entry_id}/restore")
 async def restore(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
     entry = await entries.get_entry(session=session, user=user, entry_id=entry_id, deleted=True)
     if entry is None:
         raise not_found()
-    await entries.restore_entry(session=session, entry=entry)
+    try:
+        await entries.restore_entry(session=session, entry=entry)
+    except entries.RestoreExpired:
+        return _too_late(request)
     if not is_htmx(request):
         flash(request, f"Restored: {entry.title}")
         return redirect(request, f"/entries#entry-{entry_id}")

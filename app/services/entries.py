@@ -14,9 +14,20 @@ from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_precision
 from markupsafe import Markup, escape
-from sqlalchemy import ColumnElement, Select, delete, exists, func, literal_column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    table,
+    update,
+)
 from sqlalchemy import column as sql_column
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from app.markdown import render
@@ -185,19 +196,52 @@ async def get_entry_view(*, session: AsyncSession, user: User, entry_id: int) ->
 
 
 async def delete_entry(*, session: AsyncSession, user: User, entry: Entry) -> None:
-    """Hide the entry at once; it can be restored for a while, then it is purged."""
+    """Hide the entry at once; it can be restored for UNDO_WINDOW, then purge_deleted removes
+    it (and its tags and search index rows) for good."""
     entry.deleted_at = utcnow()
-    await session.execute(
-        delete(Entry).where(
-            col(Entry.user_id) == user.id, col(Entry.deleted_at) < utcnow() - UNDO_WINDOW
-        )
+    await session.commit()
+
+
+class RestoreExpired(Exception):
+    """The entry was deleted longer ago than the undo window allows."""
+
+
+async def restore_entry(
+    *, session: AsyncSession, entry: Entry, now: datetime | None = None
+) -> None:
+    """Undo a delete within UNDO_WINDOW; later it is refused (RestoreExpired), whether or not
+    the purge has run yet. One conditional UPDATE, so a purge running meanwhile cannot race it."""
+    cutoff = (now or utcnow()) - UNDO_WINDOW
+    result = await session.execute(
+        update(Entry)
+        .where(col(Entry.id) == entry.id, col(Entry.deleted_at) >= cutoff)
+        .values(deleted_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if not _affected(result):
+        await session.rollback()
+        raise RestoreExpired
+    await session.commit()
+    set_committed_value(entry, "deleted_at", None)
+
+
+async def purge_deleted(*, session: AsyncSession, now: datetime | None = None) -> int:
+    """Remove for good every user's entries deleted longer ago than UNDO_WINDOW; their tags
+    go with them (ON DELETE CASCADE) and so does their search index row (SQLite's FTS delete
+    trigger; PostgreSQL's tsvector lives in the row). Idempotent, so any number of workers
+    may run it at once; the periodic task in app.main calls it."""
+    cutoff = (now or utcnow()) - UNDO_WINDOW
+    result = await session.execute(
+        delete(Entry)
+        .where(col(Entry.deleted_at) < cutoff)
+        .execution_options(synchronize_session=False)
     )
     await session.commit()
+    return _affected(result)
 
 
-async def restore_entry(*, session: AsyncSession, entry: Entry) -> None:
-    entry.deleted_at = None
-    await session.commit()
+def _affected(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def category_choices(*, session: AsyncSession, user: User) -> list[Category]:
