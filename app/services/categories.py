@@ -6,12 +6,15 @@ Deleting or merging never loses an entry: entries move to the target, or become 
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.models import Category, Entry, User
 from app.schemas import ID_MAX
 
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction can simply rerun.
+RETRYABLE = frozenset({"40P01", "40001"})
 DEFAULTS = [
     ("Work", "#2563eb"),
     ("Health", "#16a34a"),
@@ -60,11 +63,20 @@ async def list_categories(*, session: AsyncSession, user: User) -> list[Category
     return [CategoryWithCount(c, n) for c, n in (await session.execute(stmt)).all()]
 
 
-async def get_category(*, session: AsyncSession, user: User, category_id: int) -> Category | None:
-    """The user's category, or None (also for another user's id, or one no row can have)."""
+async def get_category(
+    *, session: AsyncSession, user: User, category_id: int, lock: bool = False
+) -> Category | None:
+    """The user's category, or None (also for another user's id, or one no row can have).
+
+    With `lock`, for filing an entry under it: PostgreSQL holds a share lock until the
+    transaction ends, so a merge or delete waits for the entry and then moves it along
+    (SQLite has one writer at a time; a category gone by the write is caught there).
+    """
     if not 0 < category_id <= ID_MAX:
         return None
     stmt = select(Category).where(col(Category.id) == category_id, col(Category.user_id) == user.id)
+    if lock:
+        stmt = stmt.with_for_update(read=True)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -82,8 +94,18 @@ async def create_category(*, session: AsyncSession, user: User, name: str, colou
         raise CategoryProblem("name", f"You already have a category called {name}.")
     category = Category(user_id=user.id, name=name, colour=colour)
     session.add(category)
-    await session.commit()
+    await _commit_name(session, name)
     return category
+
+
+async def _commit_name(session: AsyncSession, name: str) -> None:
+    """Commit; a name made meanwhile by another request (the unique index on the lower-cased
+    name, which the check above cannot see) is the same answer as one made before."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise CategoryProblem("name", f"You already have a category called {name}.") from None
 
 
 async def update_category(
@@ -95,19 +117,45 @@ async def update_category(
         category.name = name
     if colour is not None:
         category.colour = colour
-    await session.commit()
+    await _commit_name(session, name or category.name)
     return category
 
 
 async def merge_category(
     *, session: AsyncSession, user: User, category: Category, into_id: int
 ) -> Category:
-    """Move every entry of `category` into the user's category `into_id`, then delete it."""
-    target = await get_category(session=session, user=user, category_id=into_id)
-    if target is None or target.id == category.id:
+    """Move every entry of `category` into the user's category `into_id`, then delete it.
+
+    Both rows are locked first (in id order, so two merges cannot wait on each other): an
+    entry being filed under the category meanwhile is moved too, never left uncategorised.
+    A deadlock PostgreSQL breaks anyway is retried once.
+    """
+    source_id = category.id
+    assert source_id is not None
+    try:
+        return await _merge(session, user, source_id, into_id)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+            raise
+        await session.rollback()
+        return await _merge(session, user, source_id, into_id)
+
+
+async def _merge(session: AsyncSession, user: User, source_id: int, into_id: int) -> Category:
+    stmt = (
+        select(Category)
+        .where(col(Category.user_id) == user.id, col(Category.id).in_([source_id, into_id]))
+        .order_by(col(Category.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    locked = {c.id: c for c in (await session.execute(stmt)).scalars()}
+    source, target = locked.get(source_id), locked.get(into_id)
+    if target is None or source is None or target.id == source_id:
+        await session.rollback()
         raise CategoryProblem("merge_into", "Choose another of your categories to merge into.")
-    await _move_entries(session, user, category, target.id)
-    await session.delete(category)
+    await _move_entries(session, user, source, target.id)
+    await session.delete(source)
     await session.commit()
     return target
 

@@ -7,6 +7,8 @@ The list and search each run as one SQL statement (entries, their category, high
 import base64
 import binascii
 import re
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import column as sql_column
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -53,6 +56,11 @@ class EntryProblem(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class EntryChanged(Exception):
+    """The entry changed since the version the writer read (an API If-Match, the edit form's
+    hidden field): nothing was written."""
 
 
 @dataclass
@@ -114,20 +122,65 @@ async def create_entry(*, session: AsyncSession, user: User, data: EntryCreate) 
     entry = Entry(user_id=user.id, day=data.day or today_for(user), title=data.title)
     await _apply(session, user, entry, data, set(data.model_fields_set) | {"title", "body", "tags"})
     session.add(entry)
-    await session.flush()
+    async with _category_gone_is_a_problem(session):
+        await session.flush()
     await _save_tags(session, user, entry)
     await session.commit()
     return entry
 
 
 async def update_entry(
-    *, session: AsyncSession, user: User, entry: Entry, data: EntryUpdate
+    *,
+    session: AsyncSession,
+    user: User,
+    entry: Entry,
+    data: EntryUpdate,
+    versions: Collection[int] | None = None,
 ) -> Entry:
+    """Change the sent fields. With `versions` (the ones the writer read), refuse with
+    EntryChanged unless the stored version is one of them."""
     await _apply(session, user, entry, data, set(data.model_fields_set))
     entry.updated_at = utcnow()
+    async with _category_gone_is_a_problem(session):
+        await _claim(session, entry, versions)
     await _save_tags(session, user, entry)
     await session.commit()
     return entry
+
+
+async def _claim(session: AsyncSession, entry: Entry, versions: Collection[int] | None) -> None:
+    """Bump the entry's version, on condition that it is still one the writer read.
+
+    One conditional UPDATE, after the change itself is flushed (which takes the row's lock):
+    two saves based on the same version cannot both pass, on SQLite or PostgreSQL.
+    """
+    stmt = (
+        update(Entry)
+        .where(col(Entry.id) == entry.id)
+        .values(version=col(Entry.version) + 1)
+        .returning(col(Entry.version))
+        .execution_options(synchronize_session=False)
+    )
+    if versions is not None:
+        stmt = stmt.where(col(Entry.version).in_(list(versions)))
+    version = (await session.execute(stmt)).scalar_one_or_none()
+    if version is None:
+        await session.rollback()
+        raise EntryChanged
+    set_committed_value(entry, "version", version)
+
+
+@asynccontextmanager
+async def _category_gone_is_a_problem(session: AsyncSession) -> AsyncIterator[None]:
+    """A category checked a moment ago may be merged or deleted before the write lands
+    (SQLite checks the foreign key at the write): say so, as for any category not yours."""
+    try:
+        yield
+    except IntegrityError as exc:
+        await session.rollback()
+        if "foreign key" not in str(exc.orig).lower():
+            raise
+        raise EntryProblem("category_id", "Choose one of your categories.") from None
 
 
 async def _apply(
@@ -139,7 +192,7 @@ async def _apply(
     """
     wanted = data.category_id if "category_id" in fields else None
     if wanted is not None and not await get_category(
-        session=session, user=user, category_id=wanted
+        session=session, user=user, category_id=wanted, lock=True
     ):
         raise EntryProblem("category_id", "Choose one of your categories.")
     changes: dict[str, object] = {
@@ -195,10 +248,13 @@ async def get_entry_view(*, session: AsyncSession, user: User, entry_id: int) ->
     return EntryView(row[0], row[1]) if row else None
 
 
-async def delete_entry(*, session: AsyncSession, user: User, entry: Entry) -> None:
+async def delete_entry(
+    *, session: AsyncSession, user: User, entry: Entry, versions: Collection[int] | None = None
+) -> None:
     """Hide the entry at once; it can be restored for UNDO_WINDOW, then purge_deleted removes
-    it (and its tags and search index rows) for good."""
+    it (and its tags and search index rows) for good. With `versions`, as update_entry."""
     entry.deleted_at = utcnow()
+    await _claim(session, entry, versions)
     await session.commit()
 
 
@@ -215,14 +271,17 @@ async def restore_entry(
     result = await session.execute(
         update(Entry)
         .where(col(Entry.id) == entry.id, col(Entry.deleted_at) >= cutoff)
-        .values(deleted_at=None)
+        .values(deleted_at=None, version=col(Entry.version) + 1)
+        .returning(col(Entry.version))
         .execution_options(synchronize_session=False)
     )
-    if not _affected(result):
+    version = result.scalar_one_or_none()
+    if version is None:
         await session.rollback()
         raise RestoreExpired
     await session.commit()
     set_committed_value(entry, "deleted_at", None)
+    set_committed_value(entry, "version", version)
 
 
 async def purge_deleted(*, session: AsyncSession, now: datetime | None = None) -> int:
