@@ -58,7 +58,14 @@ def parse_day(value: str) -> date:
     return _in_range(day)
 
 
+def _year_in_range(value: int) -> int:
+    if not DAY_MIN.year <= value <= DAY_MAX.year:
+        raise ValueError(DAY_RANGE)
+    return value
+
+
 Day = Annotated[date, AfterValidator(_in_range)]
+Year = Annotated[int, AfterValidator(_year_in_range)]
 
 
 def _problem(description: str) -> dict[str, Any]:

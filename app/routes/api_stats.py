@@ -18,7 +18,7 @@ from app.cache import cached
 from app.db import get_session
 from app.deps import CurrentUser
 from app.routes.api_entries import entry_read
-from app.schemas import DAY_MAX, DAY_MIN, EntryRead
+from app.schemas import DAY_MIN, EntryRead, Year
 from app.schemas import Day as InRange
 from app.services import stats
 from app.services.entries import today_for
@@ -161,7 +161,7 @@ async def streaks(request: Request, user: CurrentUser) -> Response:
 async def heatmap(
     request: Request,
     user: CurrentUser,
-    year: Annotated[int | None, Query(ge=DAY_MIN.year, le=DAY_MAX.year)] = None,
+    year: Annotated[Year | None, Query(description="1900 to 2999")] = None,
 ) -> Response:
     """Wins per day of a calendar year (default: this year)."""
     wanted = year or today_for(user).year

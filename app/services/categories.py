@@ -68,13 +68,21 @@ async def get_category(
 ) -> Category | None:
     """The user's category, or None (also for another user's id, or one no row can have).
 
-    With `lock`, for filing an entry under it: PostgreSQL holds a share lock until the
-    transaction ends, so a merge or delete waits for the entry and then moves it along
-    (SQLite has one writer at a time; a category gone by the write is caught there).
+    With `lock`, for filing an entry under it, the row stays locked until the transaction
+    ends, so a merge or delete running meanwhile waits and then moves the entry along; one
+    that ran first has removed the row, and the answer is None. PostgreSQL takes a share
+    lock; SQLite, with one writer at a time, is locked by a write that changes nothing.
     """
     if not 0 < category_id <= ID_MAX:
         return None
-    stmt = select(Category).where(col(Category.id) == category_id, col(Category.user_id) == user.id)
+    mine = (col(Category.id) == category_id, col(Category.user_id) == user.id)
+    if lock and session.get_bind().dialect.name == "sqlite":
+        touch = (
+            update(Category).where(*mine).values(id=col(Category.id)).returning(col(Category.id))
+        )
+        if (await session.execute(touch)).first() is None:
+            return None
+    stmt = select(Category).where(*mine)
     if lock:
         stmt = stmt.with_for_update(read=True)
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -94,18 +102,25 @@ async def create_category(*, session: AsyncSession, user: User, name: str, colou
         raise CategoryProblem("name", f"You already have a category called {name}.")
     category = Category(user_id=user.id, name=name, colour=colour)
     session.add(category)
-    await _commit_name(session, name)
+    await _commit_name(session, user, name)
     return category
 
 
-async def _commit_name(session: AsyncSession, name: str) -> None:
+async def _commit_name(session: AsyncSession, user: User, name: str) -> None:
     """Commit; a name made meanwhile by another request (the unique index on the lower-cased
     name, which the check above cannot see) is the same answer as one made before."""
     try:
         await session.commit()
     except IntegrityError:
-        await session.rollback()
+        await _rollback(session, user)
         raise CategoryProblem("name", f"You already have a category called {name}.") from None
+
+
+async def _rollback(session: AsyncSession, user: User) -> None:
+    """Roll back, and reload the user the request's other steps still read (a rollback
+    expires every object of the session)."""
+    await session.rollback()
+    await session.refresh(user)
 
 
 async def update_category(
@@ -117,7 +132,7 @@ async def update_category(
         category.name = name
     if colour is not None:
         category.colour = colour
-    await _commit_name(session, name or category.name)
+    await _commit_name(session, user, name or category.name)
     return category
 
 
@@ -137,7 +152,7 @@ async def merge_category(
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
             raise
-        await session.rollback()
+        await _rollback(session, user)
         return await _merge(session, user, source_id, into_id)
 
 
@@ -152,7 +167,6 @@ async def _merge(session: AsyncSession, user: User, source_id: int, into_id: int
     locked = {c.id: c for c in (await session.execute(stmt)).scalars()}
     source, target = locked.get(source_id), locked.get(into_id)
     if target is None or source is None or target.id == source_id:
-        await session.rollback()
         raise CategoryProblem("merge_into", "Choose another of your categories to merge into.")
     await _move_entries(session, user, source, target.id)
     await session.delete(source)

@@ -7,8 +7,7 @@ The list and search each run as one SQL statement (entries, their category, high
 import base64
 import binascii
 import re
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +27,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import column as sql_column
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -122,8 +120,7 @@ async def create_entry(*, session: AsyncSession, user: User, data: EntryCreate) 
     entry = Entry(user_id=user.id, day=data.day or today_for(user), title=data.title)
     await _apply(session, user, entry, data, set(data.model_fields_set) | {"title", "body", "tags"})
     session.add(entry)
-    async with _category_gone_is_a_problem(session):
-        await session.flush()
+    await session.flush()
     await _save_tags(session, user, entry)
     await session.commit()
     return entry
@@ -141,8 +138,7 @@ async def update_entry(
     EntryChanged unless the stored version is one of them."""
     await _apply(session, user, entry, data, set(data.model_fields_set))
     entry.updated_at = utcnow()
-    async with _category_gone_is_a_problem(session):
-        await _claim(session, entry, versions)
+    await _claim(session, entry, versions)
     await _save_tags(session, user, entry)
     await session.commit()
     return entry
@@ -151,8 +147,9 @@ async def update_entry(
 async def _claim(session: AsyncSession, entry: Entry, versions: Collection[int] | None) -> None:
     """Bump the entry's version, on condition that it is still one the writer read.
 
-    One conditional UPDATE, after the change itself is flushed (which takes the row's lock):
-    two saves based on the same version cannot both pass, on SQLite or PostgreSQL.
+    One conditional UPDATE before the change itself is written: it takes the row's lock, so
+    two saves based on the same version cannot both pass, on SQLite or PostgreSQL. A refused
+    change is dropped from the session (nothing was written), so the stored entry reads fresh.
     """
     stmt = (
         update(Entry)
@@ -163,24 +160,12 @@ async def _claim(session: AsyncSession, entry: Entry, versions: Collection[int] 
     )
     if versions is not None:
         stmt = stmt.where(col(Entry.version).in_(list(versions)))
-    version = (await session.execute(stmt)).scalar_one_or_none()
+    with session.no_autoflush:
+        version = (await session.execute(stmt)).scalar_one_or_none()
     if version is None:
-        await session.rollback()
+        session.expunge(entry)
         raise EntryChanged
     set_committed_value(entry, "version", version)
-
-
-@asynccontextmanager
-async def _category_gone_is_a_problem(session: AsyncSession) -> AsyncIterator[None]:
-    """A category checked a moment ago may be merged or deleted before the write lands
-    (SQLite checks the foreign key at the write): say so, as for any category not yours."""
-    try:
-        yield
-    except IntegrityError as exc:
-        await session.rollback()
-        if "foreign key" not in str(exc.orig).lower():
-            raise
-        raise EntryProblem("category_id", "Choose one of your categories.") from None
 
 
 async def _apply(
@@ -276,8 +261,7 @@ async def restore_entry(
         .execution_options(synchronize_session=False)
     )
     version = result.scalar_one_or_none()
-    if version is None:
-        await session.rollback()
+    if version is None:  # nothing was written
         raise RestoreExpired
     await session.commit()
     set_committed_value(entry, "deleted_at", None)
