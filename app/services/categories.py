@@ -156,15 +156,20 @@ async def merge_category(
         return await _merge(session, user, source_id, into_id)
 
 
-async def _merge(session: AsyncSession, user: User, source_id: int, into_id: int) -> Category:
+async def _locked(session: AsyncSession, user: User, ids: list[int]) -> dict[int, Category]:
+    """The user's categories among `ids`, locked for update (in id order) until commit."""
     stmt = (
         select(Category)
-        .where(col(Category.user_id) == user.id, col(Category.id).in_([source_id, into_id]))
+        .where(col(Category.user_id) == user.id, col(Category.id).in_(ids))
         .order_by(col(Category.id))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    locked = {c.id: c for c in (await session.execute(stmt)).scalars()}
+    return {c.id: c for c in (await session.execute(stmt)).scalars() if c.id is not None}
+
+
+async def _merge(session: AsyncSession, user: User, source_id: int, into_id: int) -> Category:
+    locked = await _locked(session, user, [source_id, into_id])
     source, target = locked.get(source_id), locked.get(into_id)
     if target is None or source is None or target.id == source_id:
         raise CategoryProblem("merge_into", "Choose another of your categories to merge into.")
@@ -175,9 +180,13 @@ async def _merge(session: AsyncSession, user: User, source_id: int, into_id: int
 
 
 async def delete_category(*, session: AsyncSession, user: User, category: Category) -> None:
-    """Delete the category; its entries stay, uncategorised."""
-    await _move_entries(session, user, category, None)
-    await session.delete(category)
+    """Delete the category; its entries stay, uncategorised. Locked first, as for a merge:
+    an entry being filed under it meanwhile is written first, then uncategorised with the
+    others (waiting on each other's locks instead ends in a deadlock on PostgreSQL)."""
+    assert category.id is not None
+    for locked in (await _locked(session, user, [category.id])).values():  # gone: nothing to do
+        await _move_entries(session, user, locked, None)
+        await session.delete(locked)
     await session.commit()
 
 

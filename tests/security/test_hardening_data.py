@@ -215,6 +215,39 @@ async def test_row35_a_create_racing_a_merge_is_moved_along_or_refused_never_orp
     assert (await session.execute(filed)).scalar_one() == (2 if created.status_code == 201 else 1)
 
 
+async def test_row35_a_create_racing_a_category_delete_is_written_or_refused_never_500(
+    client, session, alice, monkeypatch
+):
+    headers = await auth(client)
+    source = (await category_ids(client, headers))["Work"]
+    moved, go = asyncio.Event(), asyncio.Event()
+    move = categories._move_entries
+
+    async def paused(*args: object) -> None:
+        await move(*args)  # type: ignore[arg-type]
+        moved.set()
+        await go.wait()
+
+    monkeypatch.setattr(categories, "_move_entries", paused)
+    delete = asyncio.create_task(client.delete(f"/api/v1/categories/{source}", headers=headers))
+    await asyncio.wait_for(moved.wait(), 10)
+    create = asyncio.create_task(
+        client.post(
+            "/api/v1/entries",
+            json={"title": "Filed during the delete", "category_id": source},
+            headers=headers,
+        )
+    )
+    await asyncio.wait({create}, timeout=1)
+    go.set()
+    deleted, created = await delete, await create
+
+    assert deleted.status_code == 204, deleted.text
+    assert created.status_code in (201, 422), created.text
+    rows = select(func.count()).where(Entry.user_id == alice.id, Entry.category_id == source)
+    assert (await session.execute(rows)).scalar_one() == 0
+
+
 async def test_row35_a_merge_retries_a_deadlock_once(client, session, alice, monkeypatch):
     headers = await auth(client)
     ids = await category_ids(client, headers)
