@@ -220,6 +220,7 @@ async def test_row35_a_create_racing_a_category_delete_is_written_or_refused_nev
 ):
     headers = await auth(client)
     source = (await category_ids(client, headers))["Work"]
+    await new_entry(client, headers, title="Before the delete", category_id=source)
     moved, go = asyncio.Event(), asyncio.Event()
     move = categories._move_entries
 
