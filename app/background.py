@@ -6,7 +6,7 @@ answer's timing independent of the mail for every client and server alike.
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("app.background")
@@ -30,3 +30,20 @@ class Background:
         """Wait for every task started so far (and those they start)."""
         while self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def repeat(
+    work: Callable[[], Awaitable[object]],
+    every: float,
+    *,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
+    """Run `work` every `every` seconds (the first time after one interval) until cancelled.
+    A failed round is logged and the next one tries again: a database that is down for a
+    while delays the work, never ends it."""
+    while True:
+        await sleep(every)
+        try:
+            await work()
+        except Exception:
+            log.exception("periodic task failed; it runs again in %s s", every)

@@ -1,5 +1,6 @@
 """Small helpers for HTML forms: read fields, check an email, answer with inline errors."""
 
+from datetime import date
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -7,8 +8,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.schemas import TIMEZONES
-from app.templating import render
+from app.schemas import TIMEZONES, parse_day
+from app.templating import flash, render
 
 MAX_FIELD = 1024
 
@@ -94,3 +95,15 @@ def timezone_problem(zone: str) -> str | None:
     if zone and zone not in TIMEZONES:
         return f"{zone[:64]!r} is not a time zone we know. Choose yours from the list."
     return None
+
+
+def query_day(request: Request, value: str | None) -> tuple[date | None, int]:
+    """A date from a page's query string, and the status to answer with: 422 when it is not
+    a date in the accepted range, said in a message on the page (shown for the default dates)."""
+    if not value:
+        return None, 200
+    try:
+        return parse_day(value[:40]), 200
+    except ValueError as exc:
+        flash(request, str(exc), "error")
+        return None, 422

@@ -1,5 +1,7 @@
 """create_app(): settings, database, middleware, routers, static files and error pages."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from app.background import Background
+from app.background import Background, repeat
 from app.cache import AnswerCache
 from app.config import Settings
 from app.config import settings as default_settings
@@ -50,6 +52,7 @@ from app.routes import (
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
 from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
+from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
 from app.web import LoginRequired
@@ -61,6 +64,9 @@ log = logging.getLogger("app")
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = "30"
 UPLOAD_PATHS = ("/api/v1/import", "/import/preview")
+# Deleted entries are purged this often once their undo window has passed (every worker runs
+# it; the DELETE is idempotent). A later job queue can call services.entries.purge_deleted.
+PURGE_EVERY_SECONDS = 300
 # (prefix, router): FastAPI tries routes in this order (a few microseconds each, measured in
 # bench/), so the most requested pages come first; the JSON API keeps its order for /docs.
 ROUTERS: list[tuple[str, APIRouter]] = [
@@ -87,7 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.purge_task = asyncio.create_task(
+            repeat(lambda: purge(app), PURGE_EVERY_SECONDS), name="purge-deleted"
+        )
         yield
+        app.state.purge_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.state.purge_task
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
@@ -154,6 +166,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Compress)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
+
+
+async def purge(app: FastAPI) -> int:
+    """One round of the periodic purge, in its own session."""
+    async with app.state.sessionmaker() as session:
+        purged = await purge_deleted(session=session)
+    if purged:
+        log.info("purged %d deleted entries past their undo window", purged)
+    return purged
 
 
 def _wants_json(request: Request) -> bool:

@@ -8,9 +8,17 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from babel.numbers import list_currencies
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from app.services.text import text_problem
+from app.services.text import label_problem, text_problem
 
 TITLE_MAX = 200
 BODY_MAX = 100_000
@@ -20,6 +28,44 @@ TIMEZONES = frozenset(zoneinfo.available_timezones())
 # Row ids are INTEGER columns: a larger number can name no row, and must not reach the driver.
 ID_MAX = 2_147_483_647
 RowId = Annotated[int, Field(ge=1, le=ID_MAX)]
+# One range for every date the app accepts (entries, filters, stats, review, print, imports):
+# wide enough for any diary, narrow enough that no date arithmetic near it can overflow.
+DAY_MIN, DAY_MAX = date(1900, 1, 1), date(2999, 12, 31)
+DAY_RANGE = (
+    f"Use a date between {DAY_MIN.year} and {DAY_MAX.year} "
+    f"({DAY_MIN.isoformat()} to {DAY_MAX.isoformat()})."
+)
+
+
+def day_problem(value: date) -> str | None:
+    """Why a date is outside the range the app accepts, or None."""
+    return None if DAY_MIN <= value <= DAY_MAX else DAY_RANGE
+
+
+def _in_range(value: date) -> date:
+    problem = day_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def parse_day(value: str) -> date:
+    """A YYYY-MM-DD date inside the range; ValueError with a sentence otherwise."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError("Enter a date like 2026-11-20.") from None
+    return _in_range(day)
+
+
+def _year_in_range(value: int) -> int:
+    if not DAY_MIN.year <= value <= DAY_MAX.year:
+        raise ValueError(DAY_RANGE)
+    return value
+
+
+Day = Annotated[date, AfterValidator(_in_range)]
+Year = Annotated[int, AfterValidator(_year_in_range)]
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -200,7 +246,7 @@ class EntryFields(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    day: date | None = Field(default=None, description="Defaults to today in your time zone.")
+    day: Day | None = Field(default=None, description="Defaults to today in your time zone.")
     title: str | None = None
     body: str | None = None
     category_id: RowId | None = None
@@ -212,13 +258,6 @@ class EntryFields(BaseModel):
     _check_title = field_validator("title")(lambda v: None if v is None else _title(v))
     _check_body = field_validator("body")(lambda v: None if v is None else _body(v))
     _check_currency = field_validator("currency")(_currency)
-
-    @field_validator("day")
-    @classmethod
-    def _sane_day(cls, value: date | None) -> date | None:
-        if value is not None and not (date(1900, 1, 1) <= value <= date(2999, 12, 31)):
-            raise ValueError("Use a date between 1900 and 2999.")
-        return value
 
 
 class EntryCreate(EntryFields):
@@ -262,8 +301,14 @@ class EntryPage(BaseModel):
     )
 
 
-def _category_name(value: str) -> str:
-    value = _clean_text(value).strip()
+def category_name(value: str) -> str:
+    """A category name as stored: no control or invisible formatting characters (a
+    right-to-left override would show another name than the one kept), runs of spaces as one,
+    so names that differ only by spaces or case are the same name (compared lower-cased)."""
+    value = " ".join(_clean_text(value).split())
+    problem = label_problem(value)
+    if problem:
+        raise ValueError(problem)
     if not value:
         raise ValueError("Give the category a name.")
     if len(value) > CATEGORY_NAME_MAX:
@@ -286,7 +331,7 @@ class CategoryCreate(BaseModel):
     colour: str | None = Field(
         default=None, description="Default: the palette colour your categories use least."
     )
-    _check_name = field_validator("name")(_category_name)
+    _check_name = field_validator("name")(category_name)
     _check_colour = field_validator("colour")(lambda v: None if v is None else _colour(v))
 
 
@@ -296,7 +341,7 @@ class CategoryUpdate(BaseModel):
     merge_into: RowId | None = Field(
         default=None, description="Move every entry to this category and delete this one."
     )
-    _check_name = field_validator("name")(lambda v: None if v is None else _category_name(v))
+    _check_name = field_validator("name")(lambda v: None if v is None else category_name(v))
     _check_colour = field_validator("colour")(lambda v: None if v is None else _colour(v))
 
 

@@ -39,6 +39,9 @@ class Entry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=TIMESTAMPAware(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TIMESTAMPAware(timezone=True))
     deleted_at: datetime | None = Field(default=None, sa_type=TIMESTAMPAware(timezone=True))
+    # Bumped by every change (services.entries): the API's ETag and the edit form's hidden
+    # field, so a save based on an older version is refused instead of silently lost.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
     @property
     def tag_list(self) -> list[str]:

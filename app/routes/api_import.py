@@ -1,7 +1,7 @@
 """POST /api/v1/import: our JSON, Day One (zip or json) or jrnl JSON; all of it or nothing."""
 
 from fastapi import APIRouter, HTTPException, Request, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.deps import CurrentUser, SessionDep
 from app.services import importer
@@ -13,6 +13,10 @@ class ImportResult(BaseModel):
     entries: int
     duplicates: int
     new_categories: list[str]
+    merged_categories: list[str] = Field(
+        description="Names filed under an existing or earlier category that differs only by "
+        "case or spaces, as `work → Work`."
+    )
     imported: bool
 
 
@@ -45,15 +49,16 @@ async def import_file(
     try:
         content = await read_upload(request, file)
         plan = importer.read_file(file.filename or "upload", content, user)
+        plan = await importer.preview(session=session, user=user, plan=plan)
+        if not dry_run:
+            await importer.import_plan(session=session, user=user, plan=plan)
     except ImportProblem as exc:
         raise HTTPException(422, {"code": "IMPORT_INVALID", "errors": exc.errors}) from exc
-    plan = await importer.preview(session=session, user=user, plan=plan)
-    if not dry_run:
-        await importer.import_plan(session=session, user=user, plan=plan)
     return ImportResult(
         source=plan.source,
         entries=len(plan.items),
         duplicates=plan.duplicates,
         new_categories=plan.new_categories,
+        merged_categories=plan.merged_categories,
         imported=not dry_run,
     )

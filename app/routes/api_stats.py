@@ -18,7 +18,8 @@ from app.cache import cached
 from app.db import get_session
 from app.deps import CurrentUser
 from app.routes.api_entries import entry_read
-from app.schemas import EntryRead
+from app.schemas import DAY_MIN, EntryRead, Year
+from app.schemas import Day as InRange
 from app.services import stats
 from app.services.entries import today_for
 from app.services.stats import CategoryCount, HeatDay, MoodPoint, Period, Point, Streaks, Summary
@@ -30,7 +31,7 @@ DEFAULT_SPAN = {
     "month": timedelta(days=334),
 }
 MAX_SPAN = timedelta(days=3700)
-Day = Annotated[date | None, Query(description="YYYY-MM-DD")]
+Day = Annotated[InRange | None, Query(description="YYYY-MM-DD, 1900-01-01 to 2999-12-31")]
 
 
 @lru_cache
@@ -58,7 +59,7 @@ def span(
     user: CurrentUser, date_from: date | None, date_to: date | None, default: timedelta
 ) -> tuple[date, date]:
     end = date_to or today_for(user)
-    start = date_from or end - default
+    start = date_from or max(DAY_MIN, end - default)
     if start > end:
         raise HTTPException(
             422,
@@ -160,7 +161,7 @@ async def streaks(request: Request, user: CurrentUser) -> Response:
 async def heatmap(
     request: Request,
     user: CurrentUser,
-    year: Annotated[int | None, Query(ge=1900, le=2999)] = None,
+    year: Annotated[Year | None, Query(description="1900 to 2999")] = None,
 ) -> Response:
     """Wins per day of a calendar year (default: this year)."""
     wanted = year or today_for(user).year

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 from starlette.datastructures import FormData
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from app.cache import cached
 from app.db import get_session
@@ -19,7 +19,7 @@ from app.deps import SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import User
-from app.schemas import EntryCreate, EntryUpdate
+from app.schemas import EntryCreate, EntryUpdate, parse_day
 from app.services import entries
 from app.services.entries import EntryProblem, Filters
 from app.templating import flash, render
@@ -48,7 +48,7 @@ def filters_from(request: Request) -> tuple[Filters, dict[str, str]]:
 
     def day(value: str) -> date | None:
         try:
-            return date.fromisoformat(value) if value else None
+            return parse_day(value) if value else None
         except ValueError:
             return None
 
@@ -184,7 +184,11 @@ async def edit_page(
         name: getattr(entry, name)
         for name in ("day", "title", "body", "category_id", "mood", "currency")
     }
-    values |= {"tags": " ".join(entry.tag_list), "amount": ctx["view"].amount}
+    values |= {
+        "tags": " ".join(entry.tag_list),
+        "amount": ctx["view"].amount,
+        "version": entry.version,
+    }
     ctx["categories"] = await entries.category_choices(session=session, user=user)
     return render(
         request,
@@ -202,21 +206,16 @@ async def update(request: Request, entry_id: int, user: PageUser, session: Sessi
     form = await request.form()
     try:
         data = EntryUpdate.model_validate(entry_data(form, partial=True))
-        await entries.update_entry(session=session, user=user, entry=entry, data=data)
+        await entries.update_entry(
+            session=session, user=user, entry=entry, data=data, versions=form_versions(form)
+        )
     except (ValidationError, EntryProblem) as exc:  # nothing was changed
         errors = (
             validation_errors(exc) if isinstance(exc, ValidationError) else {exc.field: exc.message}
         )
-        ctx = await _entry_context(session, user, entry_id)
-        ctx["categories"] = await entries.category_choices(session=session, user=user)
-        values = {name: str(form.get(name) or "") for name in FIELDS}
-        return render(
-            request,
-            "entries/edit.html",
-            {**ctx, "values": values, "errors": errors},
-            partial="entries/_edit_form.html",
-            status_code=422,
-        )
+        return await _edit_again(request, session, user, entry_id, form, errors=errors)
+    except entries.EntryChanged:  # saved meanwhile elsewhere: show both, lose neither
+        return await _edit_again(request, session, user, entry_id, form, conflict=True)
     if not is_htmx(request):
         flash(request, "Changes saved.")
         return redirect(request, f"/entries/{entry_id}")
@@ -225,6 +224,47 @@ async def update(request: Request, entry_id: int, user: PageUser, session: Sessi
         "entries/detail.html",
         await _entry_context(session, user, entry_id),
         partial="entries/_entry.html",
+    )
+
+
+def form_versions(form: FormData) -> set[int] | None:
+    """The version the edit form was made from (its hidden field); None for a form without
+    one (works as before). A value that is no number matches no version."""
+    if "version" not in form:
+        return None
+    value = str(form.get("version") or "").strip()
+    return {int(value)} if value.isdigit() and len(value) <= 18 else set()
+
+
+async def _edit_again(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    entry_id: int,
+    form: FormData,
+    *,
+    errors: dict[str, str] | None = None,
+    conflict: bool = False,
+) -> Response:
+    """The edit form with the values sent: with their errors (422), or after a stale save
+    with both versions side by side and the saved version's number, so sending it again
+    keeps yours (409 to a plain form; 200 to HTMX, which swaps only what succeeded or 422)."""
+    ctx = await _entry_context(session, user, entry_id)
+    ctx["categories"] = await entries.category_choices(session=session, user=user)
+    values: dict[str, Any] = {name: str(form.get(name) or "") for name in FIELDS}
+    values["version"] = ctx["view"].entry.version if conflict else str(form.get("version") or "")
+    status = 422 if not conflict else 200 if is_htmx(request) else 409
+    return render(
+        request,
+        "entries/edit.html",
+        {
+            **ctx,
+            "values": values,
+            "errors": errors or {},
+            "conflict": ctx["view"] if conflict else None,
+        },
+        partial="entries/_edit_form.html",
+        status_code=status,
     )
 
 
@@ -242,12 +282,25 @@ async def delete(request: Request, entry_id: int, user: PageUser, session: Sessi
     return redirect(request, "/entries")
 
 
+def _too_late(request: Request) -> Response:
+    """410: the undo window has passed (the entry is, or is about to be, gone for good)."""
+    minutes = int(entries.UNDO_WINDOW.total_seconds() // 60)
+    message = f"This entry can no longer be restored: a delete can be undone for {minutes} minutes."
+    if is_htmx(request):  # not swapped: app.js shows `message` as a toast
+        return JSONResponse({"detail": "RESTORE_EXPIRED", "message": message}, 410)
+    flash(request, message, "error")
+    return redirect(request, "/entries")
+
+
 @router.post("/entries/{entry_id}/restore")
 async def restore(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
     entry = await entries.get_entry(session=session, user=user, entry_id=entry_id, deleted=True)
     if entry is None:
         raise not_found()
-    await entries.restore_entry(session=session, entry=entry)
+    try:
+        await entries.restore_entry(session=session, entry=entry)
+    except entries.RestoreExpired:
+        return _too_late(request)
     if not is_htmx(request):
         flash(request, f"Restored: {entry.title}")
         return redirect(request, f"/entries#entry-{entry_id}")

@@ -10,7 +10,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -20,9 +20,11 @@ from markupsafe import escape
 from starlette.responses import Response
 
 from app.deps import SessionDep
+from app.forms import query_day
 from app.htmx import redirect
 from app.models import User
 from app.routes.api_import import read_upload
+from app.schemas import DAY_MIN
 from app.security import form_token_valid
 from app.services import export, importer
 from app.services.entries import today_for
@@ -53,25 +55,28 @@ async def print_view(
     request: Request,
     user: PageUser,
     session: SessionDep,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
 ) -> Response:
     """Every entry between two dates, oldest first, laid out for paper (or Save as PDF)."""
-    end = date_to or today_for(user)
-    start = date_from or end - timedelta(days=30)
+    wanted_from, status_from = query_day(request, date_from)
+    wanted_to, status_to = query_day(request, date_to)
+    end = wanted_to or today_for(user)
+    start = wanted_from or max(DAY_MIN, end - timedelta(days=30))
+    status = max(status_from, status_to)
     if not export.slots.take(user.id):
         page = render(request, "errors/429.html", {"message": EXPORTS_BUSY}, status_code=429)
         page.headers["Retry-After"] = "10"
         return page
     try:
-        return await _printout(request, user, session, start, end)
+        return await _printout(request, user, session, start, end, status)
     except BaseException:
         export.slots.give_back(user.id)  # no answer will hold it
         raise
 
 
 async def _printout(
-    request: Request, user: User, session: SessionDep, start: date, end: date
+    request: Request, user: User, session: SessionDep, start: date, end: date, status: int
 ) -> Response:
     """The page streamed: its head, the entries a batch at a time, its foot; never the whole
     printout in memory (up to 2,000 entries of up to 100,000 characters)."""
@@ -96,7 +101,11 @@ async def _printout(
 
     audit_after(request, "export", user, "print view")
     return ExportResponse(
-        stream(), user.id, media_type="text/html; charset=utf-8", headers={"Vary": "HX-Request"}
+        stream(),
+        user.id,
+        status_code=status,
+        media_type="text/html; charset=utf-8",
+        headers={"Vary": "HX-Request"},
     )
 
 

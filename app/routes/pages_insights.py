@@ -14,10 +14,12 @@ from starlette.responses import Response
 
 from app.cache import cached
 from app.db import get_session
+from app.forms import query_day
 from app.models import User
+from app.schemas import DAY_MAX, DAY_MIN, DAY_RANGE
 from app.services import stats
 from app.services.entries import today_for
-from app.templating import render
+from app.templating import flash, render
 from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
@@ -123,6 +125,12 @@ def mood_rows(points: list[stats.MoodPoint]) -> list[tuple[Row, int]]:
     ]
 
 
+def _out_of_range(request: Request) -> int:
+    """Say so on the page (shown for the default dates instead) and answer 422."""
+    flash(request, DAY_RANGE, "error")
+    return 422
+
+
 @router.get("/dashboard")
 async def dashboard(
     request: Request,
@@ -132,15 +140,18 @@ async def dashboard(
     by: stats.Period | None = None,
 ) -> Response:
     group: stats.Period = by or ("month" if span == "all" else "week")
-    return await cached(request, user, lambda: _dashboard(request, user, year, span, group))
+    status = 200
+    if year is not None and not DAY_MIN.year <= year <= DAY_MAX.year:
+        year, status = None, _out_of_range(request)
+    return await cached(request, user, lambda: _dashboard(request, user, year, span, group, status))
 
 
 async def _dashboard(
-    request: Request, user: User, year: int | None, span: Range, by: stats.Period
+    request: Request, user: User, year: int | None, span: Range, by: stats.Period, status: int
 ) -> Response:
     session = await get_session(request)  # only when the page is not cached
     today = today_for(user)
-    year = year if year and 1900 <= year <= 2999 else today.year
+    year = year or today.year
     figures = await stats.overview(session=session, user=user, year=year)
     ctx: dict[str, Any] = {"user": user, "summary": figures.summary, "today": today, "year": year}
     if figures.summary.total:
@@ -154,7 +165,7 @@ async def _dashboard(
             "level": level,
         } | _charts(figures, user, span, by)
     await session.close()  # the connection goes back to the pool before rendering, not after
-    return render(request, "insights/dashboard.html", ctx)
+    return render(request, "insights/dashboard.html", ctx, status_code=status)
 
 
 def _charts(figures: stats.Overview, user: User, span: Range, by: stats.Period) -> dict[str, Any]:
@@ -196,15 +207,18 @@ async def review(
     request: Request,
     user: PageUser,
     period: Period = "month",
-    date: date | None = None,
+    date: str | None = None,
 ) -> Response:
-    return await cached(request, user, lambda: _review(request, user, period, date))
+    anchor, status = query_day(request, date)
+    return await cached(request, user, lambda: _review(request, user, period, anchor, status))
 
 
-async def _review(request: Request, user: User, period: Period, date: date | None) -> Response:
+async def _review(
+    request: Request, user: User, period: Period, day: date | None, status: int
+) -> Response:
     session = await get_session(request)  # only when the page is not cached
     today = today_for(user)
-    result = await stats.review(session=session, user=user, period=period, anchor=date or today)
+    result = await stats.review(session=session, user=user, period=period, anchor=day or today)
     names = {c.category_id: c for c in result.by_category}
     groups: dict[int | None, list[Any]] = {}
     for entry in result.entries:
@@ -222,7 +236,7 @@ async def _review(request: Request, user: User, period: Period, date: date | Non
         "next": (following, _period_name(period, following)) if following <= today else None,
         "today": today,
     }
-    return render(request, "insights/review.html", ctx)
+    return render(request, "insights/review.html", ctx, status_code=status)
 
 
 def _by_month(result: stats.Review) -> list[tuple[stats.Point, list[Any]]]:

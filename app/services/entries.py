@@ -7,6 +7,7 @@ The list and search each run as one SQL statement (entries, their category, high
 import base64
 import binascii
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -14,15 +15,26 @@ from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_precision
 from markupsafe import Markup, escape
-from sqlalchemy import ColumnElement, Select, delete, exists, func, literal_column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    table,
+    update,
+)
 from sqlalchemy import column as sql_column
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
-from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate
+from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate, parse_day
 from app.services.categories import get_category
 from app.services.text import MARK_END, MARK_START, parse_tags
 
@@ -42,6 +54,11 @@ class EntryProblem(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class EntryChanged(Exception):
+    """The entry changed since the version the writer read (an API If-Match, the edit form's
+    hidden field): nothing was written."""
 
 
 @dataclass
@@ -110,13 +127,45 @@ async def create_entry(*, session: AsyncSession, user: User, data: EntryCreate) 
 
 
 async def update_entry(
-    *, session: AsyncSession, user: User, entry: Entry, data: EntryUpdate
+    *,
+    session: AsyncSession,
+    user: User,
+    entry: Entry,
+    data: EntryUpdate,
+    versions: Collection[int] | None = None,
 ) -> Entry:
+    """Change the sent fields. With `versions` (the ones the writer read), refuse with
+    EntryChanged unless the stored version is one of them."""
     await _apply(session, user, entry, data, set(data.model_fields_set))
     entry.updated_at = utcnow()
+    await _claim(session, entry, versions)
     await _save_tags(session, user, entry)
     await session.commit()
     return entry
+
+
+async def _claim(session: AsyncSession, entry: Entry, versions: Collection[int] | None) -> None:
+    """Bump the entry's version, on condition that it is still one the writer read.
+
+    One conditional UPDATE before the change itself is written: it takes the row's lock, so
+    two saves based on the same version cannot both pass, on SQLite or PostgreSQL. A refused
+    change is dropped from the session (nothing was written), so the stored entry reads fresh.
+    """
+    stmt = (
+        update(Entry)
+        .where(col(Entry.id) == entry.id)
+        .values(version=col(Entry.version) + 1)
+        .returning(col(Entry.version))
+        .execution_options(synchronize_session=False)
+    )
+    if versions is not None:
+        stmt = stmt.where(col(Entry.version).in_(list(versions)))
+    with session.no_autoflush:
+        version = (await session.execute(stmt)).scalar_one_or_none()
+    if version is None:
+        session.expunge(entry)
+        raise EntryChanged
+    set_committed_value(entry, "version", version)
 
 
 async def _apply(
@@ -128,7 +177,7 @@ async def _apply(
     """
     wanted = data.category_id if "category_id" in fields else None
     if wanted is not None and not await get_category(
-        session=session, user=user, category_id=wanted
+        session=session, user=user, category_id=wanted, lock=True
     ):
         raise EntryProblem("category_id", "Choose one of your categories.")
     changes: dict[str, object] = {
@@ -184,20 +233,58 @@ async def get_entry_view(*, session: AsyncSession, user: User, entry_id: int) ->
     return EntryView(row[0], row[1]) if row else None
 
 
-async def delete_entry(*, session: AsyncSession, user: User, entry: Entry) -> None:
-    """Hide the entry at once; it can be restored for a while, then it is purged."""
+async def delete_entry(
+    *, session: AsyncSession, user: User, entry: Entry, versions: Collection[int] | None = None
+) -> None:
+    """Hide the entry at once; it can be restored for UNDO_WINDOW, then purge_deleted removes
+    it (and its tags and search index rows) for good. With `versions`, as update_entry."""
     entry.deleted_at = utcnow()
-    await session.execute(
-        delete(Entry).where(
-            col(Entry.user_id) == user.id, col(Entry.deleted_at) < utcnow() - UNDO_WINDOW
-        )
+    await _claim(session, entry, versions)
+    await session.commit()
+
+
+class RestoreExpired(Exception):
+    """The entry was deleted longer ago than the undo window allows."""
+
+
+async def restore_entry(
+    *, session: AsyncSession, entry: Entry, now: datetime | None = None
+) -> None:
+    """Undo a delete within UNDO_WINDOW; later it is refused (RestoreExpired), whether or not
+    the purge has run yet. One conditional UPDATE, so a purge running meanwhile cannot race it."""
+    cutoff = (now or utcnow()) - UNDO_WINDOW
+    result = await session.execute(
+        update(Entry)
+        .where(col(Entry.id) == entry.id, col(Entry.deleted_at) >= cutoff)
+        .values(deleted_at=None, version=col(Entry.version) + 1)
+        .returning(col(Entry.version))
+        .execution_options(synchronize_session=False)
+    )
+    version = result.scalar_one_or_none()
+    if version is None:  # nothing was written
+        raise RestoreExpired
+    await session.commit()
+    set_committed_value(entry, "deleted_at", None)
+    set_committed_value(entry, "version", version)
+
+
+async def purge_deleted(*, session: AsyncSession, now: datetime | None = None) -> int:
+    """Remove for good every user's entries deleted longer ago than UNDO_WINDOW; their tags
+    go with them (ON DELETE CASCADE) and so does their search index row (SQLite's FTS delete
+    trigger; PostgreSQL's tsvector lives in the row). Idempotent, so any number of workers
+    may run it at once; the periodic task in app.main calls it."""
+    cutoff = (now or utcnow()) - UNDO_WINDOW
+    result = await session.execute(
+        delete(Entry)
+        .where(col(Entry.deleted_at) < cutoff)
+        .execution_options(synchronize_session=False)
     )
     await session.commit()
+    return _affected(result)
 
 
-async def restore_entry(*, session: AsyncSession, entry: Entry) -> None:
-    entry.deleted_at = None
-    await session.commit()
+def _affected(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def category_choices(*, session: AsyncSession, user: User) -> list[Category]:
@@ -343,12 +430,13 @@ def _decode(cursor: str) -> str:
 
 
 def _decode_day_cursor(cursor: str) -> tuple[date, int]:
+    """A cursor is text anyone can forge: its day and id must be ones a row can hold."""
     kind, _, rest = _decode(cursor).partition(":")
     day, _, entry_id = rest.partition(":")
     try:
-        if kind != "d":
+        if kind != "d" or not entry_id.isdigit() or not 0 < int(entry_id) <= ID_MAX:
             raise ValueError
-        return date.fromisoformat(day), int(entry_id)
+        return parse_day(day), int(entry_id)
     except ValueError as exc:
         raise EntryProblem("cursor", "This page link is not valid any more.") from exc
 

@@ -1,9 +1,12 @@
 """Import wins: our JSON export, Day One JSON (zip or json) and jrnl JSON.
 
-`read_file` recognises the format and checks every entry before anything is written;
-`import_plan` then writes all of it in one transaction (or nothing). Entries that already
-exist (same day, title and body), or appear twice in the file, are skipped, so importing the
-same file again adds nothing.
+`read_file` recognises the format and checks every entry before anything is written, with
+the API's own rules (EntryCreate, CategoryCreate, the tag rules): a field of the wrong type
+or value is an error naming the record and field, never a crash. `import_plan` then writes
+all of it in one transaction (or nothing). Category names that differ only by case or spaces
+are one category (the diary's own spelling, else the first in the file); the preview says so.
+Entries that already exist (same day, title and body), or appear twice in the file, are
+skipped, so importing the same file again adds nothing.
 """
 
 import hashlib
@@ -14,18 +17,21 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
-from app.schemas import EntryCreate, Preferences
+from app.schemas import CategoryCreate, EntryCreate, Preferences, category_name, day_problem
+from app.services.categories import category_key
 from app.services.entries import EntryProblem, to_minor
 from app.services.export import FORMAT
 from app.services.text import parse_tags
@@ -67,10 +73,12 @@ class Item:
 class Plan:
     source: str
     items: list[Item]
-    categories: dict[str, str] = field(default_factory=dict)  # name -> colour
+    categories: dict[str, CategoryCreate] = field(default_factory=dict)  # by category_key
     preferences: Preferences | None = None
     duplicates: int = 0
     new_categories: list[str] = field(default_factory=list)
+    # Names filed under a category of another spelling: "work → Work".
+    merged_categories: list[str] = field(default_factory=list)
 
 
 def entry_key(day: str, title: str, body: str) -> str:
@@ -86,7 +94,7 @@ def read_file(filename: str, content: bytes, user: User) -> Plan:
     plans = [_plan(name, doc, user) for name, doc in documents]
     merged = Plan(plans[0].source, [i for p in plans for i in p.items])
     for plan in plans:
-        merged.categories |= plan.categories
+        merged.categories = plan.categories | merged.categories  # the first spelling stays
         merged.preferences = merged.preferences or plan.preferences
     return merged
 
@@ -100,6 +108,8 @@ def _json(name: str, content: bytes) -> Any:
         raise ImportProblem(
             [f"{name}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."]
         ) from exc
+    except RecursionError:
+        raise ImportProblem([f"{name}: the JSON is nested too deeply to be an export."]) from None
 
 
 def _unzip(filename: str, content: bytes) -> list[tuple[str, Any]]:
@@ -146,9 +156,9 @@ def _plan(name: str, doc: Any, user: User) -> Plan:
     if isinstance(doc, dict) and isinstance(doc.get("entries"), list):
         entries = doc["entries"]
         if all(isinstance(e, dict) and "creationDate" in e for e in entries):
-            return Plan("Day One", _checked(name, [_day_one(e, user) for e in entries]))
+            return Plan("Day One", _checked(name, entries, partial(_day_one, user=user)))
         if all(isinstance(e, dict) and "date" in e and "title" in e for e in entries):
-            return Plan("jrnl", _checked(name, [_jrnl(e) for e in entries]))
+            return Plan("jrnl", _checked(name, entries, _jrnl))
     raise ImportProblem([f"{name}: not a SuccessDiary, Day One or jrnl JSON export."])
 
 
@@ -160,14 +170,7 @@ def _ours(name: str, doc: dict[str, Any]) -> Plan:
     raw = doc.get("entries")
     if not isinstance(raw, list):
         raise ImportProblem([f"{name}: 'entries' must be a list."])
-    plan = Plan("SuccessDiary", _checked(name, raw))
-    for i, category in enumerate(doc.get("categories") or []):
-        try:
-            plan.categories[str(category["name"])[:50]] = str(category.get("colour") or "#64748b")[
-                :7
-            ]
-        except (TypeError, KeyError):
-            raise ImportProblem([f"{name}, category {i + 1}: needs a name."]) from None
+    plan = Plan("SuccessDiary", _checked(name, raw), _categories(name, doc.get("categories")))
     if doc.get("preferences") is not None:
         try:
             plan.preferences = Preferences.model_validate(doc["preferences"])
@@ -176,22 +179,58 @@ def _ours(name: str, doc: dict[str, Any]) -> Plan:
     return plan
 
 
+def _categories(name: str, raw: Any) -> dict[str, CategoryCreate]:
+    """The file's categories, checked as POST /categories checks them, one per name."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise ImportProblem([f"{name}: 'categories' must be a list of objects."])
+    found: dict[str, CategoryCreate] = {}
+    errors = []
+    for i, record in enumerate(raw):
+        if not isinstance(record, dict):
+            errors.append(f"{name}, category {i + 1}: not an object.")
+            continue
+        values = {k: v for k, v in record.items() if k in ("name", "colour") and v is not None}
+        try:
+            category = CategoryCreate.model_validate(values)
+        except ValidationError as exc:
+            errors.append(f"{name}, category {i + 1}, {_first(exc)}")
+        else:
+            found.setdefault(category_key(category.name), category)
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        raise ImportProblem(errors)
+    return found
+
+
 def _first(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
-def _checked(name: str, raw: list[Any]) -> list[Item]:
+def _own(record: dict[str, Any]) -> dict[str, Any]:
+    return record
+
+
+def _checked(
+    name: str,
+    raw: list[Any],
+    convert: Callable[[dict[str, Any]], dict[str, Any]] = _own,
+) -> list[Item]:
+    """Each record converted (from Day One or jrnl) and checked; every problem is an error
+    naming the record and the field."""
     items, errors = [], []
     for i, record in enumerate(raw):
         try:
             if not isinstance(record, dict):
                 raise ValueError("not an object")
-            items.append(_item(record))
+            items.append(_item(convert(record)))
         except ValidationError as exc:
             errors.append(f"{name}, entry {i + 1}, {_first(exc)}")
-        except (EntryProblem, ValueError, TypeError) as exc:
+        except (EntryProblem, ValueError, TypeError, OverflowError) as exc:
             field_name = getattr(exc, "field", "entry")
             errors.append(f"{name}, entry {i + 1}, {field_name}: {exc}")
         if len(errors) >= MAX_ERRORS:
@@ -218,40 +257,85 @@ def _item(record: dict[str, Any]) -> Item:
         if not data.currency:
             raise EntryProblem("currency", "an amount needs its currency")
         minor = to_minor(data.amount, data.currency)
-    category = record.get("category")
     return Item(
         data,
-        str(category)[:50] if category else None,
+        _category(record.get("category")),
         tags,
         minor,
-        _when(record.get("created_at")),
-        _when(record.get("updated_at")),
+        _moment(record, "created_at"),
+        _moment(record, "updated_at"),
     )
 
 
-def _when(value: Any) -> datetime | None:
+def _category(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EntryProblem("category", f"must be a category name, not {_kind(value)}.")
+    try:
+        return category_name(value)
+    except ValueError as exc:
+        raise EntryProblem("category", str(exc)) from None
+
+
+def _kind(value: Any) -> str:
+    kinds = {bool: "true/false", int: "a number", float: "a number", list: "a list"}
+    return kinds.get(type(value), "an object" if isinstance(value, dict) else "text")
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise EntryProblem(key, f"must be text, not {_kind(value)}.")
+    return value
+
+
+def _texts(record: dict[str, Any], key: str) -> list[str]:
+    value = record.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise EntryProblem(key, "must be a list of text.")
+    return value
+
+
+def _moment(record: dict[str, Any], key: str) -> datetime | None:
+    """A time with its offset (ISO 8601), on a day inside the accepted range."""
+    value = _text(record, key)
     if not value:
         return None
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EntryProblem(
+            key, f"{value[:40]!r} is not a time like 2026-11-20T09:30:00Z."
+        ) from None
     if moment.tzinfo is None:
-        raise ValueError("times need a time zone offset")
+        raise EntryProblem(key, "times need a time zone offset.")
+    problem = day_problem(moment.date())
+    if problem:
+        raise EntryProblem(key, problem)
     return moment
 
 
 def _day_one(entry: dict[str, Any], user: User) -> dict[str, Any]:
-    moment = datetime.fromisoformat(str(entry["creationDate"]).replace("Z", "+00:00"))
+    moment = _moment(entry, "creationDate")
+    if moment is None:
+        raise EntryProblem("creationDate", "a date is required.")
     try:
-        zone = ZoneInfo(str(entry.get("timeZone") or user.timezone))
+        zone = ZoneInfo(_text(entry, "timeZone") or user.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo(user.timezone)
-    text = str(entry.get("text") or "").replace("\r\n", "\n")
+    text = _text(entry, "text").replace("\r\n", "\n")
     first, _, rest = text.strip().partition("\n")
     title = first.lstrip("#").strip()[:200] or "Untitled"
     return {
         "day": moment.astimezone(zone).date().isoformat(),
         "title": title,
         "body": rest.strip(),
-        "tags": [str(t).replace(" ", "-") for t in entry.get("tags") or []],
+        "tags": [t.replace(" ", "-") for t in _texts(entry, "tags")],
         "created_at": moment.isoformat(),
     }
 
@@ -259,9 +343,9 @@ def _day_one(entry: dict[str, Any], user: User) -> dict[str, Any]:
 def _jrnl(entry: dict[str, Any]) -> dict[str, Any]:
     return {
         "day": entry.get("date"),
-        "title": str(entry.get("title") or "").strip()[:200] or "Untitled",
-        "body": str(entry.get("body") or "").strip(),
-        "tags": [str(t).lstrip("@#") for t in entry.get("tags") or []],
+        "title": _text(entry, "title").strip()[:200] or "Untitled",
+        "body": _text(entry, "body").strip(),
+        "tags": [t.lstrip("@#") for t in _texts(entry, "tags")],
     }
 
 
@@ -288,9 +372,16 @@ async def preview(*, session: AsyncSession, user: User, plan: Plan) -> Plan:
         fresh.append(item)
     plan.items = fresh
     stmt = select(col(Category.name)).where(col(Category.user_id) == user.id)
-    names = {n.lower() for n in (await session.execute(stmt)).scalars()}
-    wanted = list(plan.categories) + [i.category for i in fresh if i.category]
-    plan.new_categories = list(dict.fromkeys(n for n in wanted if n.lower() not in names))
+    spelling = {category_key(n): n for n in (await session.execute(stmt)).scalars()}
+    wanted = [c.name for c in plan.categories.values()] + [i.category for i in fresh if i.category]
+    for name in wanted:
+        key = category_key(name)
+        if key not in spelling:
+            spelling[key] = name
+            plan.new_categories.append(name)
+        elif spelling[key] != name:
+            plan.merged_categories.append(f"{name} → {spelling[key]}")
+    plan.merged_categories = list(dict.fromkeys(plan.merged_categories))
     return plan
 
 
@@ -303,16 +394,24 @@ async def import_plan(
 ) -> int:
     """Write a previewed plan in one transaction; returns the number of entries added."""
     ids = {
-        c.name.lower(): c.id
+        category_key(c.name): c.id
         for c in (
             await session.execute(select(Category).where(col(Category.user_id) == user.id))
         ).scalars()
     }
     for name in plan.new_categories:
-        category = Category(user_id=user.id, name=name, colour=plan.categories.get(name, "#64748b"))
+        given = plan.categories.get(category_key(name))
+        colour = given.colour if given else CategoryCreate.model_fields["colour"].default
+        category = Category(user_id=user.id, name=name, colour=colour)
         session.add(category)
-        await session.flush()
-        ids[name.lower()] = category.id
+        try:
+            await session.flush()
+        except IntegrityError:  # made meanwhile, in another tab (the unique name index)
+            await session.rollback()
+            raise ImportProblem(
+                [f"The category {name} was just made elsewhere. Import the file again."]
+            ) from None
+        ids[category_key(name)] = category.id
     if plan.preferences is not None:
         for key, value in plan.preferences.model_dump().items():
             setattr(user, key, value)
@@ -340,7 +439,7 @@ def _entry(user: User, item: Item, ids: dict[str, int | None], now: datetime) ->
     body = data.body or ""
     return Entry(
         user_id=user.id,
-        category_id=ids.get(item.category.lower()) if item.category else None,
+        category_id=ids.get(category_key(item.category)) if item.category else None,
         day=data.day,
         title=data.title,
         body=body,

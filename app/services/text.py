@@ -1,6 +1,7 @@
 """Rules every piece of user text follows, shared by the entry, category and tag checks."""
 
 import re
+import unicodedata
 
 # Search highlights are marked with two private-use characters, so user text may not hold them.
 MARK_START, MARK_END = "\ue000", "\ue001"
@@ -9,6 +10,7 @@ _HASHTAG = re.compile(r"(?<![\w&#/])#(\w[\w-]*)")
 _TAG = re.compile(r"^[\w-]+$")
 TAG_MAX = 50
 TAGS_MAX = 20
+JOINERS = frozenset("\u200c\u200d")  # zero-width non-joiner and joiner
 
 
 def text_problem(value: str) -> str | None:
@@ -17,6 +19,16 @@ def text_problem(value: str) -> str | None:
         return "It contains a NUL character, which is not allowed."
     if _CONTROL.search(value):
         return "It contains a control character that is not allowed."
+    return None
+
+
+def label_problem(value: str) -> str | None:
+    """Why a short label (a category name) cannot be stored: invisible formatting characters
+    (bidi overrides and isolates, zero-width spaces, soft hyphens) make one name look like
+    another. Joiners stay (emoji sequences and some scripts need them)."""
+    for char in value:
+        if unicodedata.category(char) == "Cf" and char not in JOINERS:
+            return f"It contains an invisible formatting character (U+{ord(char):04X})."
     return None
 
 

@@ -41,6 +41,7 @@ async def test_row26_export_import_into_a_fresh_account_and_export_again_is_byte
         "entries": 2,
         "duplicates": 0,
         "new_categories": [],
+        "merged_categories": [],
         "imported": False,
     }
     assert (await upload(client, carol, first)).json()["imported"] is True
