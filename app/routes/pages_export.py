@@ -10,7 +10,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 

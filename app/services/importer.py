@@ -31,7 +31,7 @@ from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
 from app.schemas import CategoryCreate, EntryCreate, Preferences, category_name, day_problem
-from app.services.categories import category_key
+from app.services.categories import category_key, next_colour
 from app.services.entries import EntryProblem, to_minor
 from app.services.export import FORMAT
 from app.services.text import parse_tags
@@ -401,7 +401,7 @@ async def import_plan(
     }
     for name in plan.new_categories:
         given = plan.categories.get(category_key(name))
-        colour = given.colour if given else CategoryCreate.model_fields["colour"].default
+        colour = (given.colour if given else None) or await next_colour(session, user)
         category = Category(user_id=user.id, name=name, colour=colour)
         session.add(category)
         try:
