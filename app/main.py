@@ -49,7 +49,7 @@ from app.routes import (
 )
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
-from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
+from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHeaders
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
 from app.web import LoginRequired
@@ -131,8 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
 
     # Outermost last: request id, compression, metrics and access line, headers, size limit,
-    # origin, CSRF, flash session, NoteRoute (tells the metrics which route matched), then
-    # CloseSessions (closes the request's database sessions).
+    # NUL in the query, origin, CSRF, flash session, NoteRoute (tells the metrics which route
+    # matched), then CloseSessions (closes the request's database sessions).
     app.add_middleware(CloseSessions)
     app.add_middleware(NoteRoute, templates=route_templates(ROUTERS))
     app.add_middleware(
@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(CSRF, settings=settings)
     app.add_middleware(SameOrigin, settings=settings)
+    app.add_middleware(NoNulInQuery)
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(SecurityHeaders, settings=settings)

@@ -16,7 +16,7 @@ from fastapi_users.exceptions import (
 )
 from starlette.responses import Response
 
-from app.auth import end_session, password_helper, password_problem, start_session
+from app.auth import end_session, password_helper, password_problem, sign_in
 from app.deps import LimiterDep, OptionalUser, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import clip, email_problem, form_errors
 from app.htmx import local_path, redirect
@@ -179,7 +179,7 @@ async def login(
         page.status_code = status
         return page
     response = redirect(request, values["next"])
-    await start_session(response, strategy, user)
+    await sign_in(request, response, strategy, user)
     return response
 
 

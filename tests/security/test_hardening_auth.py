@@ -1,12 +1,20 @@
 """SECURITY.md rows 29, 33, 36 (NUL and multipart), 38 and 40: redirects stay on the site,
 emailed links die with a change, pending and look-alike accounts, session hygiene."""
 
+import json
+from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from itsdangerous.url_safe import URLSafeSerializer
+from sqlalchemy import func, select, update
 
-from tests.factories import PASSWORD, post_form, sign_in
+from app.auth import hash_token
+from app.models import AccessToken, Entry
+from app.models.base import utcnow
+from tests.conftest import settle
+from tests.factories import PASSWORD, bearer_token, csrf_token, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}
 SITE = "http://testserver/"
@@ -58,7 +66,11 @@ async def test_row29_sign_in_never_sends_the_browser_off_site(client, alice, nex
     assert "sd_session" in response.cookies, "the sign-in worked"
 
 
-@pytest.mark.parametrize("next_url", OFF_SITE)
+# A NUL in a query is refused before any route (row 36): these reach /login as GETs.
+IN_A_QUERY = [url for url in OFF_SITE if "\x00" not in url]
+
+
+@pytest.mark.parametrize("next_url", IN_A_QUERY)
 async def test_row29_a_signed_in_visit_to_the_sign_in_page_stays_on_site(client, alice, next_url):
     await sign_in(client, "alice@example.com")
     response = await client.get("/login", params={"next": next_url})
@@ -66,7 +78,7 @@ async def test_row29_a_signed_in_visit_to_the_sign_in_page_stays_on_site(client,
     assert target(response) == "/"
 
 
-@pytest.mark.parametrize("next_url", OFF_SITE)
+@pytest.mark.parametrize("next_url", IN_A_QUERY)
 async def test_row29_the_sign_in_form_only_carries_a_local_next(client, next_url):
     page = await client.get("/login", params={"next": next_url})
     assert page.status_code == 200
@@ -98,3 +110,211 @@ async def test_row29_a_good_next_still_works(client, alice):
         client, "/login", {"email": "alice@example.com", "password": PASSWORD, "next": "/dashboard"}
     )
     assert target(response) == "/dashboard"
+
+
+# Row 36: NUL in a query, multipart with a CSRF header.
+
+NUL_QUERIES = [
+    "/api/v1/entries?q=%00",
+    "/api/v1/entries?tag=run%00",
+    "/api/v1/entries?q=a&tag=%00b",
+    "/entries?q=win%00",
+    "/api/v1/stats/streaks?x%00=1",
+]
+
+
+@pytest.mark.parametrize("url", NUL_QUERIES)
+async def test_row36_a_nul_in_any_query_parameter_is_a_422_that_says_why(client, alice, url):
+    headers = {"Authorization": f"Bearer {await bearer_token(client, 'alice@example.com')}"}
+    response = await client.get(url, headers=headers)
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"]
+
+
+async def test_row36_a_page_with_a_nul_in_its_query_gets_a_422_page(client, alice):
+    await sign_in(client, "alice@example.com")
+    response = await client.get("/entries?q=%00", headers={"Accept": "text/html"})
+    assert response.status_code == 422
+    assert "NUL character" in response.text and "<html" in response.text
+    fine = await client.get("/entries?q=%2500")  # a literal "%00" is just text
+    assert fine.status_code == 200
+
+
+JRNL = json.dumps({"entries": [{"title": "A", "body": "B", "date": "2024-03-01", "time": "09:00"}]})
+
+
+@pytest.mark.parametrize("header", ["forged", "", "é"])
+async def test_row36_multipart_with_a_bad_csrf_header_is_a_403_not_a_crash(
+    client, session, alice, header
+):
+    await sign_in(client, "alice@example.com")
+    response = await client.post(
+        "/api/v1/import",
+        files={"file": ("a.json", JRNL.encode())},
+        headers={"X-CSRFToken": header.encode(), "Origin": SITE[:-1]},
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"] == "CSRF_FAILED"
+    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+
+
+async def test_row36_multipart_with_the_right_csrf_header_works(client, session, alice):
+    await sign_in(client, "alice@example.com")
+    response = await client.post(
+        "/api/v1/import",
+        files={"file": ("a.json", JRNL.encode())},
+        headers={"X-CSRFToken": await csrf_token(client), "Origin": SITE[:-1]},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] is True
+    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 1
+
+
+async def test_row36_a_protected_multipart_form_without_cookies_is_a_403(client, alice):
+    response = await client.post(
+        "/login", files={"file": ("a.txt", b"x")}, data={"email": "alice@example.com"}
+    )
+    assert response.status_code == 403
+
+
+# Row 40: the Authorization header alone, a new CSRF token at sign-in, an idle limit.
+
+
+@pytest.mark.parametrize("authorization", ["Bearer junk", "Basic YTpi", "Bearer", "junk"])
+async def test_row40_an_authorization_header_is_the_only_credential_read(
+    client, session, alice, authorization
+):
+    await sign_in(client, "alice@example.com")
+    assert (await client.get("/api/v1/users/me")).status_code == 200
+    junk = {"Authorization": authorization}
+    assert (await client.get("/api/v1/users/me", headers=junk)).status_code == 401
+    page = await client.get("/settings", headers=junk)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    write = await client.post(
+        "/api/v1/entries", json={"title": "Planted"}, headers={**junk, "Origin": SITE[:-1]}
+    )
+    assert write.status_code in (401, 403)
+    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+
+
+async def test_row40_a_good_bearer_token_wins_over_the_cookie_beside_it(client, alice, bob):
+    token = await bearer_token(client, "bob@example.com")
+    await sign_in(client, "alice@example.com")
+    me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["email"] == "bob@example.com"
+
+
+def signed(settings, token: str) -> bool:  # type: ignore[no-untyped-def]
+    URLSafeSerializer(settings.secret_key).loads(token, "csrftoken")
+    return True
+
+
+async def test_row40_the_csrf_cookie_rotates_at_sign_in_on_the_page(client, settings, alice):
+    before = await csrf_token(client)
+    response = await sign_in(client, "alice@example.com")
+    after = response.cookies["csrftoken"]
+    assert after != before and signed(settings, after)
+    assert client.cookies["csrftoken"] == after
+    stale = await client.post(
+        "/entries", data={"csrftoken": before, "title": "Forged"}, headers={"Origin": SITE[:-1]}
+    )
+    assert stale.status_code == 403, "a token known before the sign-in is worth nothing"
+    fresh = await post_form(client, "/entries", {"title": "Mine"})
+    assert fresh.status_code == 303
+
+
+async def test_row40_the_csrf_cookie_rotates_at_the_api_cookie_login(client, settings, alice):
+    before = await csrf_token(client)
+    response = await client.post(
+        "/api/v1/auth/cookie/login",
+        data={"username": "alice@example.com", "password": PASSWORD},
+        headers={"X-CSRFToken": before},
+    )
+    assert response.status_code == 204
+    after = response.cookies["csrftoken"]
+    assert after != before and signed(settings, after)
+    assert "sd_session" in response.cookies
+
+
+async def idle_for(session, client, delta: timedelta) -> None:  # type: ignore[no-untyped-def]
+    hashed = hash_token(client.cookies["sd_session"])
+    await session.execute(
+        update(AccessToken)
+        .where(AccessToken.token == hashed)  # type: ignore[arg-type]
+        .values(last_used_at=utcnow() - delta)
+    )
+    await session.commit()
+
+
+async def last_used(session, client):  # type: ignore[no-untyped-def]
+    hashed = hash_token(client.cookies["sd_session"])
+    stmt = select(AccessToken.last_used_at).where(AccessToken.token == hashed)  # type: ignore[arg-type]
+    session.expire_all()
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def test_row40_a_session_idle_longer_than_the_setting_is_over(
+    client, session, settings, alice
+):
+    assert settings.session_idle_seconds == 7 * 24 * 3600
+    assert settings.session_lifetime_seconds == 14 * 24 * 3600
+    await sign_in(client, "alice@example.com")
+    await idle_for(session, client, timedelta(days=6, hours=23))
+    assert (await client.get("/settings")).status_code == 200
+    await idle_for(session, client, timedelta(days=7, minutes=1))
+    page = await client.get("/settings")  # a GET: the read-only lookup
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    assert (await client.get("/api/v1/users/me")).status_code == 401
+    write = await post_form(client, "/settings/theme", {"theme": "dark"})  # the ORM lookup
+    assert write.status_code == 303 and write.headers["location"].startswith("/login")
+    api_write = await client.post(
+        "/api/v1/entries",
+        json={"title": "Late"},
+        headers={"X-CSRFToken": client.cookies["csrftoken"]},
+    )
+    assert api_write.status_code == 401
+
+
+async def test_row40_use_is_recorded_at_most_every_few_minutes(app, client, session, alice):
+    await sign_in(client, "alice@example.com")
+    hashed = hash_token(client.cookies["sd_session"])
+    uses = app.state.session_lookup.uses
+    await idle_for(session, client, timedelta(days=3))
+    await client.get("/settings")
+    await settle(app)
+    assert utcnow() - await last_used(session, client) > timedelta(days=2), "signed in just now"
+
+    uses.recorded[hashed] -= uses.TOUCH_EVERY  # a few minutes later
+    await client.get("/settings")
+    await settle(app)
+    assert utcnow() - await last_used(session, client) < timedelta(minutes=1)
+
+    await idle_for(session, client, timedelta(days=3))
+    await post_form(client, "/settings/theme", {"theme": "dark"})
+    await client.get("/api/v1/users/me")
+    await settle(app)
+    assert utcnow() - await last_used(session, client) > timedelta(days=2), "once a period"
+
+    await idle_for(session, client, timedelta(days=6))
+    uses.recorded[hashed] -= uses.TOUCH_EVERY
+    await post_form(client, "/settings/theme", {"theme": "light"})
+    await settle(app)
+    assert utcnow() - await last_used(session, client) < timedelta(minutes=1), "writes too"
+
+
+@pytest.mark.parametrize("where", ["header", "form"])
+async def test_row36_a_csrf_token_that_is_not_ascii_is_a_403_not_a_crash(
+    client, session, alice, where
+):
+    await sign_in(client, "alice@example.com")
+    forged = "tökén"
+    response = await client.post(
+        "/entries",
+        data={"title": "Planted", **({"csrftoken": forged} if where == "form" else {})},
+        headers={
+            "Origin": SITE[:-1],
+            **({"X-CSRFToken": forged.encode()} if where == "header" else {}),
+        },
+    )
+    assert response.status_code == 403
+    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0

@@ -1,0 +1,44 @@
+"""a security stamp on users (emailed links die with a change) and when each session was last used
+
+Revision ID: 0005_h14_auth
+Revises: 0004
+Create Date: 2026-12-01 22:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from fastapi_users_db_sqlalchemy.generics import TIMESTAMPAware
+
+from alembic import op
+
+revision: str = "0005_h14_auth"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("user") as batch:
+        batch.add_column(
+            sa.Column("security_stamp", sa.Integer(), server_default="0", nullable=False)
+        )
+    # SQLite adds no column whose default is an expression: the table is copied instead.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table("access_token", recreate="always" if sqlite else "auto") as batch:
+        batch.add_column(
+            sa.Column(
+                "last_used_at",
+                TIMESTAMPAware(timezone=True),
+                server_default=sa.func.now(),
+                nullable=False,
+            )
+        )
+
+
+def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table("access_token", recreate="always" if sqlite else "auto") as batch:
+        batch.drop_column("last_used_at")
+    # ALTER TABLE, not a copy: the diary triggers (0004) name the user table.
+    op.drop_column("user", "security_stamp")
