@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any, cast
 
+import jwt
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi_users import BaseUserManager, InvalidPasswordException, UUIDIDMixin
 from fastapi_users.authentication import (
@@ -18,6 +19,13 @@ from fastapi_users.authentication import (
     CookieTransport,
 )
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
+from fastapi_users.exceptions import (
+    InvalidID,
+    InvalidResetPasswordToken,
+    UserInactive,
+    UserNotExists,
+)
+from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
@@ -77,7 +85,37 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     ) -> None:
         self.outbox.append(MailJob("reset_password", user.email, {"token": token}))
 
+    async def forgot_password(self, user: User, request: Request | None = None) -> None:
+        """fastapi-users' reset link, with the account's security stamp signed into it."""
+        if not user.is_active:
+            raise UserInactive()
+        data = {
+            "sub": str(user.id),
+            "password_fgpt": self.password_helper.hash(user.hashed_password),
+            "stamp": user.security_stamp,
+            "aud": self.reset_password_token_audience,
+        }
+        lifetime = self.reset_password_token_lifetime_seconds
+        token = generate_jwt(data, self.reset_password_token_secret, lifetime)
+        await self.on_after_forgot_password(user, token, request)
+
+    async def reset_password(
+        self, token: str, password: str, request: Request | None = None
+    ) -> User:
+        """fastapi-users' reset, only while the token's stamp is the account's: a change of
+        email or password since the link was mailed ends it (and an account gone, too)."""
+        audience = [self.reset_password_token_audience]
+        try:
+            data = decode_jwt(token, self.reset_password_token_secret, audience)
+            user = await self.get(self.parse_id(data["sub"]))
+        except (jwt.PyJWTError, KeyError, InvalidID, UserNotExists):
+            raise InvalidResetPasswordToken() from None
+        if data.get("stamp") != user.security_stamp:
+            raise InvalidResetPasswordToken()
+        return await super().reset_password(token, password, request)
+
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        await self.user_db.update(user, {"security_stamp": user.security_stamp + 1})
         await revoke_sessions(cast(SQLAlchemyUserDatabase, self.user_db).session, user)
 
 

@@ -7,8 +7,10 @@ Create Date: 2026-12-01 22:00:00
 
 from collections.abc import Sequence
 
+import unicodedata
+
 import sqlalchemy as sa
-from fastapi_users_db_sqlalchemy.generics import TIMESTAMPAware
+from fastapi_users_db_sqlalchemy.generics import GUID, TIMESTAMPAware
 
 from alembic import op
 
@@ -34,6 +36,23 @@ def upgrade() -> None:
                 nullable=False,
             )
         )
+
+
+    _normalise_emails()
+
+
+def _normalise_emails() -> None:
+    """Addresses stored before every way in normalised them (a page kept NFD): NFC and lower
+    case now, unless another account already has that spelling (then it stays as it was)."""
+    bind = op.get_bind()
+    users = sa.table("user", sa.column("id", GUID()), sa.column("email", sa.String()))
+    rows = bind.execute(sa.select(users.c.id, users.c.email)).all()
+    taken = {email for _, email in rows}
+    for user_id, email in rows:
+        normal = unicodedata.normalize("NFC", unicodedata.normalize("NFC", email).lower())
+        if normal not in taken:
+            bind.execute(users.update().where(users.c.id == user_id).values(email=normal))
+            taken.add(normal)
 
 
 def downgrade() -> None:

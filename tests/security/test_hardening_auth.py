@@ -1,7 +1,11 @@
 """SECURITY.md rows 29, 33, 36 (NUL and multipart), 38 and 40: redirects stay on the site,
 emailed links die with a change, pending and look-alike accounts, session hygiene."""
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
 
@@ -11,31 +15,27 @@ from itsdangerous.url_safe import URLSafeSerializer
 from sqlalchemy import func, select, update
 
 from app.auth import hash_token
-from app.models import AccessToken, Entry
+from app.config import ROOT
+from app.models import AccessToken, Entry, User
 from app.models.base import utcnow
-from tests.conftest import settle
-from tests.factories import PASSWORD, bearer_token, csrf_token, post_form, sign_in
+from tests.conftest import Mailbox, settle
+from tests.factories import PASSWORD, bearer_token, csrf_token, make_user, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}
 SITE = "http://testserver/"
 
-# Each would lead a browser off the site if it were sent as it is: browsers drop tab, CR
-# and LF, read a backslash as a slash, and follow a scheme or a host.
+# Each would lead a browser off the site if it were sent as it is (browsers drop tab, CR
+# and LF), or breaks the header it goes into. (//host, \\host and schemes: see
+# tests/test_accounts_pages.py; the same rule refuses them.)
 OFF_SITE = [
-    "//evil.example",
     "/\t/evil.example",
     "/\n/evil.example",
     "/\r/evil.example",
-    "/\\evil.example",
-    "\\/evil.example",
     "/\x0b/evil.example",
     "/\x00/evil.example",
     "/ /evil.example",
     "/\x7f/evil.example",
-    "https://evil.example",
-    "javascript:alert(1)",
     "/\r\nSet-Cookie: a=b",
-    "//[evil.example",
 ]
 
 
@@ -85,11 +85,13 @@ async def test_row29_the_sign_in_form_only_carries_a_local_next(client, next_url
     assert 'name="next" value="/"' in page.text
 
 
-@pytest.mark.parametrize("referer", ["/\t/evil.example", "/\\evil.example", "//evil.example"])
-async def test_row29_the_theme_switch_returns_only_to_a_local_page(client, alice, referer):
+async def test_row29_the_theme_switch_returns_only_to_a_local_page(client, alice):
     await sign_in(client, "alice@example.com")
     response = await post_form(
-        client, "/settings/theme", {"theme": "dark"}, headers={"Referer": SITE[:-1] + referer}
+        client,
+        "/settings/theme",
+        {"theme": "dark"},
+        headers={"Referer": SITE + "\t/evil.example"},
     )
     assert response.status_code == 303
     assert target(response) == "/settings"
@@ -103,13 +105,11 @@ async def test_row29_local_targets_are_escaped_into_the_header(client, alice):
         headers=HTMX,
     )
     assert response.headers["hx-redirect"] == "/entries?q=caf%C3%A9&tag=%C3%BCber"
-
-
-async def test_row29_a_good_next_still_works(client, alice):
-    response = await post_form(
+    client.cookies.clear()
+    plain = await post_form(
         client, "/login", {"email": "alice@example.com", "password": PASSWORD, "next": "/dashboard"}
     )
-    assert target(response) == "/dashboard"
+    assert target(plain) == "/dashboard"
 
 
 # Row 36: NUL in a query, multipart with a CSRF header.
@@ -143,31 +143,28 @@ async def test_row36_a_page_with_a_nul_in_its_query_gets_a_422_page(client, alic
 JRNL = json.dumps({"entries": [{"title": "A", "body": "B", "date": "2024-03-01", "time": "09:00"}]})
 
 
-@pytest.mark.parametrize("header", ["forged", "", "é"])
-async def test_row36_multipart_with_a_bad_csrf_header_is_a_403_not_a_crash(
-    client, session, alice, header
-):
-    await sign_in(client, "alice@example.com")
-    response = await client.post(
-        "/api/v1/import",
-        files={"file": ("a.json", JRNL.encode())},
-        headers={"X-CSRFToken": header.encode(), "Origin": SITE[:-1]},
-    )
-    assert response.status_code == 403
-    assert response.json()["detail"] == "CSRF_FAILED"
-    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+async def entry_count(session) -> int:  # type: ignore[no-untyped-def]
+    return int((await session.execute(select(func.count()).select_from(Entry))).scalar_one())
 
 
-async def test_row36_multipart_with_the_right_csrf_header_works(client, session, alice):
+async def test_row36_multipart_with_a_csrf_header_is_checked_a_403_when_bad(client, session, alice):
     await sign_in(client, "alice@example.com")
-    response = await client.post(
-        "/api/v1/import",
-        files={"file": ("a.json", JRNL.encode())},
-        headers={"X-CSRFToken": await csrf_token(client), "Origin": SITE[:-1]},
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["imported"] is True
-    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 1
+
+    async def upload(header: bytes) -> httpx.Response:
+        return await client.post(
+            "/api/v1/import",
+            files={"file": ("a.json", JRNL.encode())},
+            headers={"X-CSRFToken": header, "Origin": SITE[:-1]},
+        )
+
+    for bad in (b"forged", b"", "é".encode()):
+        response = await upload(bad)
+        assert response.status_code == 403, bad
+        assert response.json()["detail"] == "CSRF_FAILED"
+    assert await entry_count(session) == 0
+    good = await upload((await csrf_token(client)).encode())
+    assert good.status_code == 200, good.text
+    assert good.json()["imported"] is True and await entry_count(session) == 1
 
 
 async def test_row36_a_protected_multipart_form_without_cookies_is_a_403(client, alice):
@@ -194,7 +191,7 @@ async def test_row40_an_authorization_header_is_the_only_credential_read(
         "/api/v1/entries", json={"title": "Planted"}, headers={**junk, "Origin": SITE[:-1]}
     )
     assert write.status_code in (401, 403)
-    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+    assert await entry_count(session) == 0
 
 
 async def test_row40_a_good_bearer_token_wins_over_the_cookie_beside_it(client, alice, bob):
@@ -317,4 +314,196 @@ async def test_row36_a_csrf_token_that_is_not_ascii_is_a_403_not_a_crash(
         },
     )
     assert response.status_code == 403
-    assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
+    assert await entry_count(session) == 0
+
+
+# Row 33: emailed links die when the email or the password changes.
+
+NEW_PASSWORD = "bright copper kettle whistles"
+
+
+async def reset_link(client, app, mailbox: Mailbox, email: str) -> str:  # type: ignore[no-untyped-def]
+    mailbox.messages.clear()
+    csrf = {"X-CSRFToken": client.cookies.get("csrftoken", "")}
+    asked = await client.post("/api/v1/auth/forgot-password", json={"email": email}, headers=csrf)
+    assert asked.status_code == 202
+    await settle(app)
+    return httpx.URL(mailbox.link_for(email, "/reset-password")).params["token"]
+
+
+async def reset(client, token: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+    return await client.post(
+        "/api/v1/auth/reset-password",
+        json={"token": token, "password": NEW_PASSWORD},
+        headers={"X-CSRFToken": client.cookies.get("csrftoken", "")},
+    )
+
+
+async def test_row33_reset_links_die_when_the_email_or_the_password_changes(
+    client, app, mailbox, alice
+):
+    token = await reset_link(client, app, mailbox, "alice@example.com")
+    bearer = {"Authorization": f"Bearer {await bearer_token(client, 'alice@example.com')}"}
+    asked = await client.patch(
+        "/api/v1/users/me",
+        json={"email": "alice@new.example", "current_password": PASSWORD},
+        headers=bearer,
+    )
+    assert asked.status_code == 202
+    await settle(app)
+    code = mailbox.code_for("alice@new.example")
+    confirmed = await client.post(
+        "/api/v1/users/me/email/confirm", json={"code": code}, headers=bearer
+    )
+    assert confirmed.status_code == 200
+
+    used = await reset(client, token)  # the old mailbox keeps the link it was sent
+    assert used.status_code == 400 and used.json()["detail"] == "RESET_PASSWORD_BAD_TOKEN"
+    await sign_in(client, "alice@new.example")  # the password is still the owner's
+    page = await post_form(client, "/reset-password", {"token": token, "password": NEW_PASSWORD})
+    assert page.status_code == 422 and "invalid, used or expired" in page.text
+
+    # The same for a change of password, in either way: by the settings or by a reset.
+    token = await reset_link(client, app, mailbox, "alice@new.example")
+    changed = await post_form(
+        client,
+        "/settings/password",
+        {"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+    )
+    assert changed.status_code == 303
+    assert (await reset(client, token)).status_code == 400
+    old_link = await reset_link(client, app, mailbox, "alice@new.example")
+    other_link = await reset_link(client, app, mailbox, "alice@new.example")
+    assert (await reset(client, other_link)).status_code == 200
+    assert (await reset(client, old_link)).status_code == 400
+
+
+# Row 38: pending accounts keep their first password; one account per mailbox, however spelt.
+
+
+async def register_api(client, email: str, password: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+    return await client.post("/api/v1/auth/register", json={"email": email, "password": password})
+
+
+async def api_login(client, email: str, password: str) -> int:  # type: ignore[no-untyped-def]
+    response = await client.post(
+        "/api/v1/auth/bearer/login",
+        data={"username": email, "password": password},
+        headers={"X-CSRFToken": client.cookies.get("csrftoken", "")},
+    )
+    return response.status_code
+
+
+ATTACKER = "quiet harbour lamp posts"
+
+
+async def test_row38_a_second_sign_up_never_replaces_a_pending_accounts_password(
+    client, app, mailbox
+):
+    first = await register_api(client, "nia@example.com", PASSWORD)
+    await settle(app)
+    second = await register_api(client, "nia@example.com", ATTACKER)  # someone else
+    await settle(app)
+    unknown = await register_api(client, "new@example.com", ATTACKER)
+    assert first.status_code == second.status_code == unknown.status_code == 202
+    assert first.json() == second.json() == unknown.json()
+
+    code = mailbox.code_for("nia@example.com")  # the newest code is the one that works
+    verified = await client.post(
+        "/api/v1/auth/verify", json={"email": "nia@example.com", "code": code}
+    )
+    assert verified.status_code == 200
+    assert await api_login(client, "nia@example.com", ATTACKER) == 400
+    assert await api_login(client, "nia@example.com", PASSWORD) == 200
+
+
+async def test_row38_a_second_sign_up_through_the_page_changes_no_password(client, app, mailbox):
+    await post_form(client, "/register", {"email": "nia@example.com", "password": PASSWORD})
+    await settle(app)
+    again = await post_form(client, "/register", {"email": "nia@example.com", "password": ATTACKER})
+    assert again.status_code == 303
+    await settle(app)
+    code = mailbox.code_for("nia@example.com")
+    await post_form(client, "/verify", {"email": "nia@example.com", "code": code})
+    assert await api_login(client, "nia@example.com", ATTACKER) == 400
+    assert await api_login(client, "nia@example.com", PASSWORD) == 200
+
+
+NFC = "zo\u00eb@example.com"  # ë as one character
+NFD = "zoe\u0308@example.com"  # e and a combining diaeresis: looks the same
+
+
+async def accounts_count(session) -> int:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def test_row38_one_account_per_address_in_nfc_and_nfd_through_every_door(
+    client, app, session, mailbox
+):
+    assert (await register_api(client, NFC, PASSWORD)).status_code == 202
+    await settle(app)
+    page = await post_form(client, "/register", {"email": NFD.upper(), "password": ATTACKER})
+    assert page.status_code == 303
+    await settle(app)
+    assert await accounts_count(session) == 1
+    stored = (await session.execute(select(User.email))).scalar_one()
+    assert stored == NFC
+
+    code = mailbox.code_for(NFC)
+    verified = await post_form(client, "/verify", {"email": NFD, "code": code})
+    assert verified.status_code == 303 and verified.headers["location"].startswith("/login")
+    assert await api_login(client, NFD, PASSWORD) == 200
+    await sign_in(client, NFD.replace("example", "EXAMPLE"))
+
+    mailbox.messages.clear()
+    await post_form(client, "/forgot-password", {"email": NFD})
+    await settle(app)
+    assert mailbox.link_for(NFC, "/reset-password")
+
+
+async def test_row38_look_alike_spellings_of_the_domain_are_one_account(client, app, session):
+    await register_api(client, "ada@ex\u00e4mple.com", PASSWORD)
+    await settle(app)
+    for spelling in ("ada@xn--exmple-cua.com", "ADA@EXA\u0308MPLE.COM"):
+        await post_form(client, "/register", {"email": spelling, "password": PASSWORD})
+        await settle(app)
+    assert await accounts_count(session) == 1
+
+
+async def test_row38_an_email_change_to_a_look_alike_of_a_taken_address_is_refused(
+    client, app, session, alice, mailbox
+):
+    await register_api(client, NFC, PASSWORD)
+    await settle(app)
+    await sign_in(client, "alice@example.com")
+    mailbox.messages.clear()
+    asked = await post_form(client, "/settings/email", {"email": NFD, "current_password": PASSWORD})
+    assert asked.status_code == 303
+    await settle(app)
+    assert not mailbox.to(NFD) and not mailbox.to(NFC), "no code for a taken address"
+    code_request = await client.post(
+        "/api/v1/auth/request-code",
+        json={"email": NFD},
+        headers={"X-CSRFToken": client.cookies["csrftoken"]},
+    )
+    assert code_request.status_code == 202
+    await settle(app)
+    assert mailbox.to(NFC), "the pending account got its new code under its NFC spelling"
+
+
+async def test_row38_create_user_on_the_command_line_normalises_too(db_url, app, session):
+    await make_user(session, NFC)
+    env = {**os.environ, "DATABASE_URL": db_url}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "create-user", NFD, "--password-stdin"],
+        input=PASSWORD + "\n",
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0 and "already has an account" in done.stderr + done.stdout
+    assert await accounts_count(session) == 1
