@@ -8,6 +8,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from asgi_csrf import asgi_csrf
 from itsdangerous import BadSignature
@@ -53,7 +54,7 @@ ALWAYS_PROTECT = {
 }
 
 
-async def _refuse(scope: Scope, send: Send, status: int, detail: str, message: str) -> None:
+async def _refuse(scope: Scope, send: Send, status: int, detail: object, message: str) -> None:
     """JSON for the API and scripts, a friendly page for a browser's form."""
     accept = dict(scope["headers"]).get(b"accept", b"")
     if b"text/html" in accept and not scope["path"].startswith("/api/"):
@@ -307,7 +308,8 @@ NUL_IN_QUERY = "A query parameter contains a NUL character (%00), which is never
 class NoNulInQuery:
     """422 for a NUL in any query parameter, before a route or the database sees it:
     PostgreSQL refuses NUL in text, and no stored value holds one. In a query string a NUL
-    can only be sent as %00 or as the raw byte, so looking for those two is exact."""
+    can only be sent as %00 or as the raw byte, so looking for those two is exact. The JSON
+    answer has the shape of FastAPI's own 422 (the one the API documents)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -315,6 +317,9 @@ class NoNulInQuery:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
         if b"%00" in query or b"\x00" in query:
-            await _refuse(scope, send, 422, NUL_IN_QUERY, NUL_IN_QUERY)
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            name = next((k for k, v in pairs if "\x00" in k + v), "")
+            error = {"loc": ["query", name], "msg": NUL_IN_QUERY, "type": "value_error"}
+            await _refuse(scope, send, 422, [error], NUL_IN_QUERY)
             return
         await self.app(scope, receive, send)
