@@ -64,7 +64,11 @@ async def register(body: Register, request: Request, settings: SettingsDep) -> A
     after_response(
         request,
         lambda s: accounts.register(
-            session=s, email=body.email, password_hash=password_hash, secret=settings.secret_key
+            session=s,
+            email=body.email,
+            password=body.password,
+            password_hash=password_hash,
+            secret=settings.secret_key,
         ),
     )
     return Accepted(message=CODE_SENT)

@@ -62,7 +62,11 @@ async def register(
     after_response(
         request,
         lambda s: accounts.register(
-            session=s, email=email, password_hash=password_hash, secret=settings.secret_key
+            session=s,
+            email=email,
+            password=password,
+            password_hash=password_hash,
+            secret=settings.secret_key,
         ),
     )
     flash(request, f"We sent a 6-digit code to {email}. Enter it below to finish.", "info")

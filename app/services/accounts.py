@@ -126,16 +126,20 @@ async def _use_code(
 
 
 async def register(
-    *, session: AsyncSession, email: str, password_hash: str, secret: str
+    *, session: AsyncSession, email: str, password: str, password_hash: str, secret: str
 ) -> MailJob:
     """Create the account (or a new code for an unverified one) and say which mail to send.
 
-    A second sign-up of an address still waiting for its code changes nothing but the code:
-    its password never replaces the first one (else whoever signs up last would own the
-    account the mailbox's owner then verifies). The answer is the same for all.
+    A second sign-up of an address still waiting for its code never sets its password: the
+    last one to sign up would own the account the mailbox's owner then verifies, and the
+    first one may be someone else too. So the same password again only brings a new code,
+    and another one leaves the account with no usable password (neither wins): whoever
+    proves the mailbox chooses one by "forgot password", as the code mail then says. The
+    answer is the same for every address.
     """
     email = normalise_email(email)
     user = await user_by_email(session, email)
+    contested = False
     if user is None:
         user = User(email=email, hashed_password=password_hash, is_verified=False)
         session.add(user)
@@ -147,8 +151,14 @@ async def register(
             return MailJob("already_registered", email)
     elif user.is_verified:
         return MailJob("already_registered", email)
+    elif not await _password_ok(user, password):
+        user.hashed_password = await to_thread.run_sync(
+            password_helper.hash, secrets.token_urlsafe(32)
+        )
+        contested = True
     code = await issue_code(session=session, user=user, secret=secret)
-    return MailJob("code", email, {"code": code}, user.id)
+    context = {"code": code, **({"contested": "yes"} if contested else {})}
+    return MailJob("code", email, context, user.id)
 
 
 async def request_code(*, session: AsyncSession, email: str, secret: str) -> MailJob | None:

@@ -398,36 +398,60 @@ async def api_login(client, email: str, password: str) -> int:  # type: ignore[n
 ATTACKER = "quiet harbour lamp posts"
 
 
-async def test_row38_a_second_sign_up_never_replaces_a_pending_accounts_password(
+async def verify(client, mailbox: Mailbox, email: str) -> None:  # type: ignore[no-untyped-def]
+    code = mailbox.code_for(email)  # the newest code: the only one that works
+    verified = await client.post("/api/v1/auth/verify", json={"email": email, "code": code})
+    assert verified.status_code == 200
+
+
+@pytest.mark.parametrize("owner_first", [True, False], ids=["owner-first", "attacker-first"])
+async def test_row38_a_second_sign_up_never_sets_a_pending_accounts_password(
+    client, app, mailbox, owner_first
+):
+    order = [PASSWORD, ATTACKER] if owner_first else [ATTACKER, PASSWORD]
+    answers = []
+    for password in order:
+        answers.append(await register_api(client, "nia@example.com", password))
+        await settle(app)
+    answers.append(await register_api(client, "new@example.com", ATTACKER))
+    assert {a.status_code for a in answers} == {202}
+    assert answers[0].json() == answers[1].json() == answers[2].json()
+    mail = mailbox.last_to("nia@example.com").get_body(("plain",))
+    assert mail is not None and "neither" in mail.get_content()
+
+    await verify(client, mailbox, "nia@example.com")
+    assert await api_login(client, "nia@example.com", ATTACKER) == 400
+    assert await api_login(client, "nia@example.com", PASSWORD) == 400
+    token = await reset_link(client, app, mailbox, "nia@example.com")  # the mailbox chooses
+    assert (await reset(client, token)).status_code == 200
+    assert await api_login(client, "nia@example.com", NEW_PASSWORD) == 200
+
+
+async def login_answer(client, email: str, password: str) -> str:  # type: ignore[no-untyped-def]
+    response = await client.post(
+        "/api/v1/auth/bearer/login",
+        data={"username": email, "password": password},
+        headers={"X-CSRFToken": client.cookies.get("csrftoken", "")},
+    )
+    return str(response.json()["detail"])
+
+
+async def test_row38_on_the_pages_the_same_password_again_is_kept_another_one_wins_nothing(
     client, app, mailbox
 ):
-    first = await register_api(client, "nia@example.com", PASSWORD)
-    await settle(app)
-    second = await register_api(client, "nia@example.com", ATTACKER)  # someone else
-    await settle(app)
-    unknown = await register_api(client, "new@example.com", ATTACKER)
-    assert first.status_code == second.status_code == unknown.status_code == 202
-    assert first.json() == second.json() == unknown.json()
+    for password in (PASSWORD, PASSWORD):  # pressed twice, or back and again
+        await post_form(client, "/register", {"email": "nia@example.com", "password": password})
+        await settle(app)
+    right = await login_answer(client, "nia@example.com", PASSWORD)
+    assert right == "LOGIN_USER_NOT_VERIFIED", "the password is still the one chosen"
 
-    code = mailbox.code_for("nia@example.com")  # the newest code is the one that works
-    verified = await client.post(
-        "/api/v1/auth/verify", json={"email": "nia@example.com", "code": code}
-    )
-    assert verified.status_code == 200
-    assert await api_login(client, "nia@example.com", ATTACKER) == 400
-    assert await api_login(client, "nia@example.com", PASSWORD) == 200
-
-
-async def test_row38_a_second_sign_up_through_the_page_changes_no_password(client, app, mailbox):
-    await post_form(client, "/register", {"email": "nia@example.com", "password": PASSWORD})
-    await settle(app)
     again = await post_form(client, "/register", {"email": "nia@example.com", "password": ATTACKER})
     assert again.status_code == 303
     await settle(app)
     code = mailbox.code_for("nia@example.com")
     await post_form(client, "/verify", {"email": "nia@example.com", "code": code})
-    assert await api_login(client, "nia@example.com", ATTACKER) == 400
-    assert await api_login(client, "nia@example.com", PASSWORD) == 200
+    assert await login_answer(client, "nia@example.com", ATTACKER) == "LOGIN_BAD_CREDENTIALS"
+    assert await login_answer(client, "nia@example.com", PASSWORD) == "LOGIN_BAD_CREDENTIALS"
 
 
 NFC = "zo\u00eb@example.com"  # ë as one character
@@ -444,7 +468,7 @@ async def test_row38_one_account_per_address_in_nfc_and_nfd_through_every_door(
 ):
     assert (await register_api(client, NFC, PASSWORD)).status_code == 202
     await settle(app)
-    page = await post_form(client, "/register", {"email": NFD.upper(), "password": ATTACKER})
+    page = await post_form(client, "/register", {"email": NFD.upper(), "password": PASSWORD})
     assert page.status_code == 303
     await settle(app)
     assert await accounts_count(session) == 1
