@@ -1,4 +1,5 @@
-"""The statement every signed-in GET runs: a session token's hash joined to its user.
+"""The statement every signed-in GET runs: a session token's hash joined to its user, for a
+session younger than its lifetime and used within the idle time.
 
 It runs on every page view, so it skips SQLAlchemy's session machinery (pool checkout,
 greenlet hand-offs, the ORM's loading), which cost more than the query: on SQLite it is one
