@@ -5,11 +5,12 @@ Revises: 0004
 Create Date: 2026-12-01 22:00:00
 """
 
-from collections.abc import Sequence
-
 import unicodedata
+from collections.abc import Sequence
+from contextlib import suppress
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from fastapi_users_db_sqlalchemy.generics import GUID, TIMESTAMPAware
 
 from alembic import op
@@ -36,23 +37,31 @@ def upgrade() -> None:
                 nullable=False,
             )
         )
-
-
     _normalise_emails()
 
 
 def _normalise_emails() -> None:
-    """Addresses stored before every way in normalised them (a page kept NFD): NFC and lower
-    case now, unless another account already has that spelling (then it stays as it was)."""
+    """Addresses stored before every way in normalised them (a page kept NFD or punycode) get
+    the form sign-in now looks for, unless another account already has that spelling (then
+    it stays as it was, and the account holding the normal form is the one signed in)."""
     bind = op.get_bind()
     users = sa.table("user", sa.column("id", GUID()), sa.column("email", sa.String()))
     rows = bind.execute(sa.select(users.c.id, users.c.email)).all()
     taken = {email for _, email in rows}
     for user_id, email in rows:
-        normal = unicodedata.normalize("NFC", unicodedata.normalize("NFC", email).lower())
+        normal = _normal(email)
         if normal not in taken:
             bind.execute(users.update().where(users.c.id == user_id).values(email=normal))
             taken.add(normal)
+
+
+def _normal(email: str) -> str:
+    """app.services.accounts.normalise_email as of this revision (NFC, email-validator's
+    form with the domain IDNA-mapped, lower case), copied so the migration never changes."""
+    email = unicodedata.normalize("NFC", email.strip())
+    with suppress(EmailNotValidError):
+        email = validate_email(email, check_deliverability=False).normalized
+    return unicodedata.normalize("NFC", email.lower())
 
 
 def downgrade() -> None:

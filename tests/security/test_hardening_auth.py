@@ -6,20 +6,23 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from alembic import command
 from itsdangerous.url_safe import URLSafeSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, text, update
 
 from app.auth import hash_token
 from app.config import ROOT
 from app.models import AccessToken, Entry, User
 from app.models.base import utcnow
-from tests.conftest import Mailbox, settle
+from tests.conftest import Mailbox, alembic_config, settle
 from tests.factories import PASSWORD, bearer_token, csrf_token, make_user, post_form, sign_in
+from tests.test_migrations import empty_database  # noqa: F401 (the fixture, asked for by name)
 
 HTMX = {"HX-Request": "true"}
 SITE = "http://testserver/"
@@ -532,3 +535,27 @@ async def test_row38_create_user_on_the_command_line_normalises_too(db_url, app,
     )
     assert done.returncode != 0 and "already has an account" in done.stderr + done.stdout
     assert await accounts_count(session) == 1
+
+
+async def test_row38_addresses_stored_before_are_normalised_by_the_migration(request, db_url):
+    url = request.getfixturevalue("empty_database")  # tests/test_migrations.py's
+    config = alembic_config(url)
+    await asyncio.to_thread(command.upgrade, config, "0004")
+    engine = create_engine(url)
+    old = {"zoe\u0308@example.com": "NFD", "ada@xn--exmple-cua.com": "punycode"}
+    old |= {"ZO\u00cb@EXAMPLE.COM": "taken", "bo@example.com": "plain"}
+    with engine.begin() as conn:
+        for email in old:
+            conn.execute(
+                text(
+                    'INSERT INTO "user" (id, email, hashed_password, is_active, is_superuser, '
+                    "is_verified) VALUES (:id, :email, 'x', true, false, true)"
+                ),
+                {"id": str(uuid.uuid4()), "email": email},
+            )
+    await asyncio.to_thread(command.upgrade, config, "head")
+    with engine.connect() as conn:
+        emails = set(conn.execute(text('SELECT email FROM "user"')).scalars())
+    engine.dispose()
+    # the first of two spellings of one mailbox gets the normal form; the other stays
+    assert emails == {NFC, "ada@ex\u00e4mple.com", "ZO\u00cb@EXAMPLE.COM", "bo@example.com"}
