@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any, cast
 
+import jwt
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi_users import BaseUserManager, InvalidPasswordException, UUIDIDMixin
 from fastapi_users.authentication import (
@@ -18,21 +19,29 @@ from fastapi_users.authentication import (
     CookieTransport,
 )
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
+from fastapi_users.exceptions import (
+    InvalidID,
+    InvalidResetPasswordToken,
+    UserInactive,
+    UserNotExists,
+)
+from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from zxcvbn import zxcvbn
 
 from app.config import Settings, settings
 from app.db import SAFE_METHODS, get_session
-from app.lookup import SessionLookup
+from app.lookup import RecentUses, SessionLookup
 from app.mail import MailJob
 from app.models import AccessToken, User
 from app.models.base import utcnow
+from app.security import csrf_cookie
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -76,7 +85,37 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     ) -> None:
         self.outbox.append(MailJob("reset_password", user.email, {"token": token}))
 
+    async def forgot_password(self, user: User, request: Request | None = None) -> None:
+        """fastapi-users' reset link, with the account's security stamp signed into it."""
+        if not user.is_active:
+            raise UserInactive()
+        data = {
+            "sub": str(user.id),
+            "password_fgpt": self.password_helper.hash(user.hashed_password),
+            "stamp": user.security_stamp,
+            "aud": self.reset_password_token_audience,
+        }
+        lifetime = self.reset_password_token_lifetime_seconds
+        token = generate_jwt(data, self.reset_password_token_secret, lifetime)
+        await self.on_after_forgot_password(user, token, request)
+
+    async def reset_password(
+        self, token: str, password: str, request: Request | None = None
+    ) -> User:
+        """fastapi-users' reset, only while the token's stamp is the account's: a change of
+        email or password since the link was mailed ends it (and an account gone, too)."""
+        audience = [self.reset_password_token_audience]
+        try:
+            data = decode_jwt(token, self.reset_password_token_secret, audience)
+            user = await self.get(self.parse_id(data["sub"]))
+        except (jwt.PyJWTError, KeyError, InvalidID, UserNotExists):
+            raise InvalidResetPasswordToken() from None
+        if data.get("stamp") != user.security_stamp:
+            raise InvalidResetPasswordToken()
+        return await super().reset_password(token, password, request)
+
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        await self.user_db.update(user, {"security_stamp": user.security_stamp + 1})
         await revoke_sessions(cast(SQLAlchemyUserDatabase, self.user_db).session, user)
 
 
@@ -87,6 +126,10 @@ def hash_token(token: str) -> str:
 
 
 class HashedDatabaseStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
+    def __init__(self, database: Any, lifetime_seconds: int, uses: RecentUses) -> None:
+        super().__init__(database, lifetime_seconds=lifetime_seconds)
+        self.uses = uses
+
     async def read_token(self, token: str | None, user_manager: Any) -> User | None:
         if token is None or len(token) > 200:
             return None
@@ -94,7 +137,9 @@ class HashedDatabaseStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
 
     async def write_token(self, user: User) -> str:
         token = password_helper.generate()
-        await self.database.create({"token": hash_token(token), "user_id": user.id})
+        hashed = hash_token(token)
+        await self.database.create({"token": hashed, "user_id": user.id})
+        self.uses.mark(hashed)  # created just now: its first use needs no record
         return token
 
     async def destroy_token(self, token: str, user: User) -> None:
@@ -117,8 +162,11 @@ def get_strategy(
     request: Request, session: AsyncSession = Depends(get_session)
 ) -> HashedDatabaseStrategy:
     db = SQLAlchemyAccessTokenDatabase(session, AccessToken)
+    state = request.app.state
     return HashedDatabaseStrategy(
-        db, lifetime_seconds=request.app.state.settings.session_lifetime_seconds
+        db,
+        lifetime_seconds=state.settings.session_lifetime_seconds,
+        uses=state.session_lookup.uses,
     )
 
 
@@ -140,11 +188,12 @@ bearer_transport = BearerTransport(tokenUrl="/api/v1/auth/bearer/login")
 
 _tokens = AccessToken.__table__
 _SINCE = AccessToken.created_at >= bindparam("since")
+_USED_SINCE = _tokens.c.last_used_at >= bindparam("used_since")
 # Built once: the statement every signed-in request runs (only its parameters change).
 SESSION_LOOKUP = (
     select(User, _tokens.c.token)
     .join(AccessToken, AccessToken.user_id == User.id)  # type: ignore[arg-type]
-    .where(_tokens.c.token.in_(bindparam("hashes", expanding=True)), _SINCE)
+    .where(_tokens.c.token.in_(bindparam("hashes", expanding=True)), _SINCE, _USED_SINCE)
 )
 
 
@@ -154,7 +203,7 @@ async def _sessions_of(request: Request, params: dict[str, Any]) -> dict[str, Us
     the change it makes is tracked."""
     if request.method in SAFE_METHODS:
         lookup: SessionLookup = request.app.state.session_lookup
-        return await lookup.users(params["hashes"], params["since"])
+        return await lookup.users(params["hashes"], params["since"], params["used_since"])
     session = await get_session(request)
     result = await session.execute(SESSION_LOOKUP, params)
     return {hashed: user for user, hashed in result.all()}
@@ -163,19 +212,54 @@ async def _sessions_of(request: Request, params: dict[str, Any]) -> dict[str, Us
 async def find_session(
     request: Request, cookie: str | None, bearer: str | None
 ) -> tuple[User, str] | None:
-    """The signed-in user and the raw token that proved it (the cookie before a bearer token),
-    in one statement: the token joined to its user.
+    """The signed-in user and the raw token that proved it, in one statement: the token
+    joined to its user.
 
-    The same rules as fastapi-users' database strategy: the token's hash must be stored and
-    younger than the session lifetime, so a revoked (deleted) session stops at once.
+    A request with an Authorization header is signed in by that header alone, never by the
+    cookie next to it: the CSRF check lets such requests through (a page on another site
+    cannot set the header), so a cookie must not ride along with a junk token.
+
+    The same rules as fastapi-users' database strategy, and an idle limit: the token's hash
+    must be stored, younger than the session lifetime and used within the idle time, so a
+    revoked (deleted) or forgotten session stops at once.
     """
+    if "authorization" in request.headers:
+        cookie = None
     tokens = [(t, hash_token(t)) for t in (cookie, bearer) if t is not None and len(t) <= 200]
     if not tokens:
         return None
-    lifetime = timedelta(seconds=request.app.state.settings.session_lifetime_seconds)
-    params = {"hashes": [hashed for _, hashed in tokens], "since": utcnow() - lifetime}
+    settings, now = request.app.state.settings, utcnow()
+    params = {
+        "hashes": [hashed for _, hashed in tokens],
+        "since": now - timedelta(seconds=settings.session_lifetime_seconds),
+        "used_since": now - timedelta(seconds=settings.session_idle_seconds),
+    }
     found = await _sessions_of(request, params)
-    return next(((found[h], raw) for raw, h in tokens if h in found), None)
+    hashed = next((h for _, h in tokens if h in found), None)
+    if hashed is None:
+        return None
+    note_use(request, hashed)
+    return found[hashed], next(raw for raw, h in tokens if h == hashed)
+
+
+def note_use(request: Request, hashed: str) -> None:
+    """Record that the session was used, at most every few minutes (RecentUses.TOUCH_EVERY),
+    through the write engine after the answer: the read path stays read-only."""
+    state = request.app.state
+    if state.session_lookup.uses.due(hashed):
+        state.background.spawn(_record_use(state.sessionmaker, hashed))
+
+
+async def _record_use(maker: async_sessionmaker[AsyncSession], hashed: str) -> None:
+    now = utcnow()
+    stale = now - timedelta(seconds=RecentUses.TOUCH_EVERY)
+    async with maker() as session:  # another worker may have recorded it meanwhile
+        await session.execute(
+            update(AccessToken)
+            .where(_tokens.c.token == hashed, _tokens.c.last_used_at < stale)
+            .values(last_used_at=now)
+        )
+        await session.commit()
 
 
 # The transports' schemes: the API's documented ways to sign in (cookie or bearer token).
@@ -243,6 +327,15 @@ async def start_session(response: Response, strategy: HashedDatabaseStrategy, us
     token = await strategy.write_token(user)
     login = await session_cookie.get_login_response(token)
     response.headers.append("set-cookie", login.headers["set-cookie"])
+
+
+async def sign_in(
+    request: Request, response: Response, strategy: HashedDatabaseStrategy, user: User
+) -> None:
+    """A browser signs in (the page or the API's cookie login): a new session and a new CSRF
+    token, so a token fixed or seen before the sign-in does not work with the session."""
+    await start_session(response, strategy, user)
+    response.headers.append("set-cookie", csrf_cookie(request.app.state.settings))
 
 
 async def end_session(

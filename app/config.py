@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=65_536, ge=1024)
     header_timeout_seconds: float = Field(default=30.0, gt=0)
     session_lifetime_seconds: int = 14 * 24 * 3600
+    # A session unused for this long is over, however young it is.
+    session_idle_seconds: int = Field(default=7 * 24 * 3600, ge=600)
     # json: one object per line for a log collector; text: readable in a terminal.
     log_format: Literal["json", "text"] | None = None
     metrics_token: str | None = None

@@ -1,4 +1,5 @@
-"""The statement every signed-in GET runs: a session token's hash joined to its user.
+"""The statement every signed-in GET runs: a session token's hash joined to its user, for a
+session younger than its lifetime and used within the idle time.
 
 It runs on every page view, so it skips SQLAlchemy's session machinery (pool checkout,
 greenlet hand-offs, the ORM's loading), which cost more than the query: on SQLite it is one
@@ -14,6 +15,7 @@ Writes (POST and the rest) still load their user through the request's session
 
 import asyncio
 import sqlite3
+import time
 from datetime import datetime
 from typing import Any
 
@@ -49,13 +51,15 @@ class _Lookup:
             for c in _users.columns
         )
         self.bind_since = _tokens.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        self.uses = RecentUses()
         user, token = quote(User.__tablename__), quote(AccessToken.__tablename__)
         wanted = ", ".join(f"{user}.{quote(c.name)}" for c in _users.columns)
         # Only our own quoted table and column names go into the text; values are bound.
         self.sql = (
             f"SELECT {wanted}, {token}.token FROM {user} JOIN {token} "  # noqa: S608
             f"ON {token}.user_id = {user}.id "
-            f"WHERE {token}.token {tokens_in} AND {token}.created_at >= {mark}"
+            f"WHERE {token}.token {tokens_in} AND {token}.created_at >= {mark} "
+            f"AND {token}.last_used_at >= {mark}"
         )
 
     def since(self, since: datetime) -> Any:
@@ -85,9 +89,11 @@ class SQLiteLookup(_Lookup):
             self.connection = None
         self.engine.dispose()
 
-    async def users(self, hashes: list[str], since: datetime) -> dict[str, User]:
+    async def users(
+        self, hashes: list[str], since: datetime, used_since: datetime
+    ) -> dict[str, User]:
         sql = self.sql.format(marks=", ".join("?" * len(hashes)))
-        params = (*hashes, self.since(since))
+        params = (*hashes, self.since(since), self.since(used_since))
         try:  # errors as SQLAlchemy raises them, so a database that is gone is a 503
             if self.connection is None:  # kept: nothing else uses it, and no await runs
                 self.connection = self.engine.raw_connection()
@@ -100,7 +106,7 @@ class SQLiteLookup(_Lookup):
         return {row[-1]: detached(self.values(row)) for row in rows}
 
 
-Waiting = tuple[list[str], datetime, "asyncio.Future[dict[str, dict[str, Any]]]"]
+Waiting = tuple[list[str], datetime, datetime, "asyncio.Future[dict[str, dict[str, Any]]]"]
 
 
 class PostgresLookup(_Lookup):
@@ -127,11 +133,13 @@ class PostgresLookup(_Lookup):
             self.runner.cancel()
         await self._discard()
 
-    async def users(self, hashes: list[str], since: datetime) -> dict[str, User]:
+    async def users(
+        self, hashes: list[str], since: datetime, used_since: datetime
+    ) -> dict[str, User]:
         answer: asyncio.Future[dict[str, dict[str, Any]]] = (
             asyncio.get_running_loop().create_future()
         )
-        self.waiting.append((hashes, since, answer))
+        self.waiting.append((hashes, since, used_since, answer))
         if self.runner is None or self.runner.done():
             self.runner = asyncio.create_task(self._run())
         found = await answer
@@ -141,24 +149,25 @@ class PostgresLookup(_Lookup):
     async def _run(self) -> None:
         while self.waiting:
             batch, self.waiting = self.waiting, []
-            asked = sorted({hashed for hashes, _, _ in batch for hashed in hashes})
-            # The latest cut-off of the batch: a token is at least as young as each request
-            # asked for (a microsecond stricter for the earlier ones).
-            since = max(since for _, since, _ in batch)
+            asked = sorted({hashed for hashes, *_ in batch for hashed in hashes})
+            # The latest cut-offs of the batch: a token is at least as young and as lately
+            # used as each request asked for (a microsecond stricter for the earlier ones).
+            since = max(since for _, since, _, _ in batch)
+            used_since = max(used_since for _, _, used_since, _ in batch)
             try:
-                rows = await self._query(asked, since)
+                rows = await self._query(asked, since, used_since)
             except Exception as exc:  # every request of the batch gets the error
-                for _, _, answer in batch:
+                for *_, answer in batch:
                     if not answer.done():
                         answer.set_exception(exc)
                 continue
             found = {row[-1]: self.values(row) for row in rows}
-            for hashes, _, answer in batch:
+            for hashes, *_, answer in batch:
                 if not answer.done():  # a request that gave up (its client left) is skipped
                     answer.set_result({h: found[h] for h in hashes if h in found})
 
-    async def _query(self, hashes: list[str], since: datetime) -> list[Any]:
-        params = (hashes, self.since(since))
+    async def _query(self, hashes: list[str], since: datetime, used_since: datetime) -> list[Any]:
+        params = (hashes, self.since(since), self.since(used_since))
         while True:
             kept = self.connection is not None
             try:
@@ -186,6 +195,33 @@ class PostgresLookup(_Lookup):
         connection, self.connection = self.connection, None
         if connection is not None:
             await connection.close()  # closes the socket; waits for nothing from the server
+
+
+class RecentUses:
+    """The sessions this process recorded as used in the last TOUCH_EVERY seconds: GETs read
+    through read-only connections, so a session's last use is written by a separate write
+    (app.auth.note_use), and at most once per session and period, not on every request."""
+
+    TOUCH_EVERY = 300.0
+    KEEP = 50_000  # past this many, forget the ones recorded longer ago than TOUCH_EVERY
+
+    def __init__(self) -> None:
+        self.recorded: dict[str, float] = {}
+
+    def mark(self, hashed: str) -> None:
+        """The session was recorded as used just now (a new session is)."""
+        self.recorded[hashed] = time.monotonic()
+
+    def due(self, hashed: str) -> bool:
+        """True (and marked) when the session's use should be recorded now."""
+        now = time.monotonic()
+        if now - self.recorded.get(hashed, -self.TOUCH_EVERY) < self.TOUCH_EVERY:
+            return False
+        if len(self.recorded) >= self.KEEP:
+            cut = now - self.TOUCH_EVERY
+            self.recorded = {h: t for h, t in self.recorded.items() if t >= cut}
+        self.recorded[hashed] = now
+        return True
 
 
 SessionLookup = SQLiteLookup | PostgresLookup

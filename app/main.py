@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import APIRouter, FastAPI, Request
@@ -51,7 +52,7 @@ from app.routes import (
 )
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
-from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
+from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHeaders
 from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
@@ -145,8 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
 
     # Outermost last: request id, compression, metrics and access line, headers, size limit,
-    # origin, CSRF, flash session, NoteRoute (tells the metrics which route matched), then
-    # CloseSessions (closes the request's database sessions).
+    # NUL in the query, origin, CSRF, flash session, NoteRoute (tells the metrics which route
+    # matched), then CloseSessions (closes the request's database sessions).
     app.add_middleware(CloseSessions)
     app.add_middleware(NoteRoute, templates=route_templates(ROUTERS))
     app.add_middleware(
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(CSRF, settings=settings)
     app.add_middleware(SameOrigin, settings=settings)
+    app.add_middleware(NoNulInQuery)
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(SecurityHeaders, settings=settings)
@@ -197,7 +199,7 @@ def _too_many_fields(request: Request, detail: str) -> Response:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
-        return redirect(request, f"/login?next={exc.next_url}")
+        return redirect(request, f"/login?next={quote(exc.next_url)}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

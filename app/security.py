@@ -1,4 +1,5 @@
-"""Request guards: security headers and CSP, same-origin check, CSRF, body-size limit.
+"""Request guards: security headers and CSP, same-origin check, CSRF, body-size limit,
+no NUL in a query.
 
 Each is a small pure-ASGI middleware so it costs nothing on the hot path.
 """
@@ -7,6 +8,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from asgi_csrf import asgi_csrf
 from itsdangerous import BadSignature
@@ -52,7 +54,7 @@ ALWAYS_PROTECT = {
 }
 
 
-async def _refuse(scope: Scope, send: Send, status: int, detail: str, message: str) -> None:
+async def _refuse(scope: Scope, send: Send, status: int, detail: object, message: str) -> None:
     """JSON for the API and scripts, a friendly page for a browser's form."""
     accept = dict(scope["headers"]).get(b"accept", b"")
     if b"text/html" in accept and not scope["path"].startswith("/api/"):
@@ -218,13 +220,26 @@ class BodyTooLarge(Exception):
     pass
 
 
+CSRF_NAMESPACE = "csrftoken"  # asgi-csrf's signing salt
+
+
+def csrf_cookie(settings: Settings) -> str:
+    """A Set-Cookie value with a fresh double-submit token, made and flagged as asgi-csrf makes
+    it. Given at sign-in, so a token planted or read before then is worth nothing after."""
+    token = URLSafeSerializer(settings.secret_key).dumps(secrets.token_urlsafe(16), CSRF_NAMESPACE)
+    parts = [f"{settings.cookie_name('csrftoken')}={token}", "Path=/", "SameSite=Lax"]
+    return "; ".join([*parts, "Secure"] if settings.secure_cookies else parts)
+
+
 class CSRF:
     """asgi-csrf's double-submit token: a signed cookie echoed in a form field or header."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.cookie_name = settings.cookie_name("csrftoken")
+        self.secret = settings.secret_key
         self.app = asgi_csrf(
-            app,
-            cookie_name=settings.cookie_name("csrftoken"),
+            _note_passed(app),
+            cookie_name=self.cookie_name,
             signing_secret=settings.secret_key,
             always_protect=ALWAYS_PROTECT,
             cookie_secure=settings.secure_cookies,
@@ -251,15 +266,43 @@ class CSRF:
                 if b"; boundary=" not in content_type:
                     await _refuse(scope, send, 400, "BAD_REQUEST", "The form could not be read.")
                     return
-                # asgi-csrf's multipart reader does not work with current python-multipart, so a
-                # browser upload must carry the token in the header, or be a route that checks it.
-                has_token = b"x-csrftoken" in headers or headers.get(
-                    b"authorization", b""
-                ).startswith(b"Bearer ")
-                if headers.get(b"cookie") and not has_token and not _checked_by_route(scope):
+                if not _checked_by_route(scope) and not self._multipart_passes(scope, headers):
                     await self._failed(scope, send, None)
                     return
-        await self.app(scope, receive, send)
+        passed: list[bool] = []
+        try:
+            await self.app({**scope, PASSED: passed}, receive, send)
+        except TypeError:
+            if passed:  # raised by the app, after the check
+                raise
+            # asgi-csrf compares with secrets.compare_digest, which raises on a token that
+            # is not ASCII (in the header or the form): a forged token, so a 403.
+            await self._failed(scope, send, None)
+
+    def _multipart_passes(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+        """Decided here, never by asgi-csrf: its multipart reader does not work with current
+        python-multipart (a TypeError, a 500), so a browser upload must carry the token in
+        the X-CSRFToken header, or be a route that checks it (FORM_CHECKED). What asgi-csrf
+        lets through unread passes too: a bearer token, or no cookie on an unprotected path."""
+        header = headers.get(b"x-csrftoken")
+        cookie = Request(scope).cookies.get(self.cookie_name)
+        if header is not None and form_token_valid(cookie, header.decode("latin-1"), self.secret):
+            return True
+        if headers.get(b"authorization", b"").startswith(b"Bearer "):
+            return True
+        return not headers.get(b"cookie") and scope["path"] not in ALWAYS_PROTECT
+
+
+PASSED = "sd.csrf_passed"  # a list in the scope: not empty once the check let the request on
+
+
+def _note_passed(app: ASGIApp) -> ASGIApp:
+    async def passed(scope: Scope, receive: Receive, send: Send) -> None:
+        if PASSED in scope:
+            scope[PASSED].append(True)
+        await app(scope, receive, send)
+
+    return passed
 
 
 # Multipart page forms whose route checks the token itself (see form_token_valid).
@@ -276,11 +319,34 @@ def form_token_valid(cookie: str | None, submitted: object, secret: str) -> bool
     if (
         not cookie
         or not isinstance(submitted, str)
-        or not secrets.compare_digest(cookie, submitted)
+        or not secrets.compare_digest(cookie.encode(), submitted.encode())
     ):
         return False
     try:
-        URLSafeSerializer(secret).loads(cookie, "csrftoken")
+        URLSafeSerializer(secret).loads(cookie, CSRF_NAMESPACE)
     except BadSignature:
         return False
     return True
+
+
+NUL_IN_QUERY = "A query parameter contains a NUL character (%00), which is never valid here."
+
+
+class NoNulInQuery:
+    """422 for a NUL in any query parameter, before a route or the database sees it:
+    PostgreSQL refuses NUL in text, and no stored value holds one. In a query string a NUL
+    can only be sent as %00 or as the raw byte, so looking for those two is exact. The JSON
+    answer has the shape of FastAPI's own 422 (the one the API documents)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if b"%00" in query or b"\x00" in query:
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            name = next((k for k, v in pairs if "\x00" in k + v), "")
+            error = {"loc": ["query", name], "msg": NUL_IN_QUERY, "type": "value_error"}
+            await _refuse(scope, send, 422, [error], NUL_IN_QUERY)
+            return
+        await self.app(scope, receive, send)

@@ -31,7 +31,9 @@ async def test_get_requests_cannot_write(app, settings):
         with lookup.engine.connect() as conn, pytest.raises(DBAPIError, match="readonly"):
             conn.execute(text("DELETE FROM access_token"))
     else:
-        await lookup.users(["not-a-session"], utcnow())  # its connection, made on first use
+        await lookup.users(
+            ["not-a-session"], utcnow(), utcnow()
+        )  # its connection, made on first use
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             await lookup.connection.execute("DELETE FROM access_token")
 
@@ -85,16 +87,18 @@ async def test_the_session_lookup_of_gets_reads_what_the_orm_loads(app, client, 
     await sign_in(client, "alice@example.com")
     hashed = hash_token(client.cookies["sd_session"])
     since = utcnow() - timedelta(days=1)
-    fast = await app.state.session_lookup.users([hashed, "not-a-session"], since)
+    fast = await app.state.session_lookup.users([hashed, "not-a-session"], since, since)
     async with app.state.sessionmaker() as session:
-        params = {"hashes": [hashed, "not-a-session"], "since": since}
+        params = {"hashes": [hashed, "not-a-session"], "since": since, "used_since": since}
         loaded = (await session.execute(SESSION_LOOKUP, params)).all()
     assert list(fast) == [token for _, token in loaded] == [hashed]
     for column in User.__table__.columns:
         expected = getattr(loaded[0][0], column.key)
         got = getattr(fast[hashed], column.key)
         assert got == expected and type(got) is type(expected), column.key
-    assert await app.state.session_lookup.users([hashed], utcnow() + timedelta(seconds=1)) == {}
+    later = utcnow() + timedelta(seconds=1)
+    assert await app.state.session_lookup.users([hashed], later, since) == {}
+    assert await app.state.session_lookup.users([hashed], since, later) == {}, "idle"
 
 
 async def test_on_postgresql_requests_waiting_together_share_one_lookup_and_get_only_theirs(
@@ -112,14 +116,14 @@ async def test_on_postgresql_requests_waiting_together_share_one_lookup_and_get_
     statements = []
     query = lookup._query
 
-    async def counted(hashes, since):  # type: ignore[no-untyped-def]
+    async def counted(hashes, since, used_since):  # type: ignore[no-untyped-def]
         statements.append(hashes)
-        return await query(hashes, since)
+        return await query(hashes, since, used_since)
 
     monkeypatch.setattr(lookup, "_query", counted)
     since = utcnow() - timedelta(days=1)
     asked = [[tokens["alice@example.com"]], [tokens["bob@example.com"]], ["not-a-session"]] * 7
-    answers = await asyncio.gather(*(lookup.users(hashes, since) for hashes in asked))
+    answers = await asyncio.gather(*(lookup.users(hashes, since, since) for hashes in asked))
 
     assert len(statements) == 1 and len(statements[0]) == 3
     for hashes, found in zip(asked, answers, strict=True):

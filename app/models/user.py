@@ -26,9 +26,18 @@ class User(SQLAlchemyBaseUserTableUUID, Base):
     # Bumped by database triggers on every change to the user's entries or categories
     # (migration 0004); app/cache.py keys cached pages and stats by it.
     diary_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Signed into every emailed link (the reset token) and bumped when the email or the
+    # password changes, so a link mailed before the change no longer works.
+    security_stamp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):
     """A session: only the SHA-256 of the token is stored, so a leaked table opens nothing."""
 
     __tablename__ = "access_token"
+
+    # When the session was last used, recorded at most every few minutes (app.auth.TOUCH_EVERY):
+    # a session unused for longer than SESSION_IDLE_SECONDS is over.
+    last_used_at: Mapped[datetime] = mapped_column(
+        TIMESTAMPAware(timezone=True), default=utcnow, server_default=func.now(), nullable=False
+    )

@@ -15,7 +15,14 @@ from fastapi_users.exceptions import (
     UserInactive,
 )
 
-from app.auth import User, current_user_token, password_helper, password_problem, session_cookie
+from app.auth import (
+    User,
+    current_user_token,
+    password_helper,
+    password_problem,
+    session_cookie,
+    sign_in,
+)
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import clip
 from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
@@ -57,7 +64,11 @@ async def register(body: Register, request: Request, settings: SettingsDep) -> A
     after_response(
         request,
         lambda s: accounts.register(
-            session=s, email=body.email, password_hash=password_hash, secret=settings.secret_key
+            session=s,
+            email=body.email,
+            password=body.password,
+            password_hash=password_hash,
+            secret=settings.secret_key,
         ),
     )
     return Accepted(message=CODE_SENT)
@@ -124,9 +135,11 @@ async def cookie_login(
     limiter: LimiterDep,
     strategy: StrategyDep,
 ) -> Response:
-    """Sign in a browser: the session is an HttpOnly cookie."""
+    """Sign in a browser: the session is an HttpOnly cookie (and the CSRF token is new)."""
     user = await _login(request, form, manager, limiter)
-    return await session_cookie.get_login_response(await strategy.write_token(user))
+    response = Response(status_code=204)
+    await sign_in(request, response, strategy, user)
+    return response
 
 
 @router.post("/bearer/login", responses=LOGIN_ERRORS)

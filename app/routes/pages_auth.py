@@ -16,10 +16,10 @@ from fastapi_users.exceptions import (
 )
 from starlette.responses import Response
 
-from app.auth import end_session, password_helper, password_problem, start_session
+from app.auth import end_session, password_helper, password_problem, sign_in
 from app.deps import LimiterDep, OptionalUser, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import TIMEZONE_GROUPS, clip, email_problem, form_errors, timezone_problem
-from app.htmx import redirect, safe_next
+from app.htmx import local_path, redirect
 from app.services import accounts
 from app.templating import flash, render
 from app.web import after_response, audit_after, audit_login, client_ip
@@ -74,6 +74,7 @@ async def register(
         lambda s: accounts.register(
             session=s,
             email=email,
+            password=password,
             password_hash=password_hash,
             secret=settings.secret_key,
             timezone=timezone or None,
@@ -155,10 +156,10 @@ async def login_page(
     request: Request, user: OptionalUser, email: str = "", next: str = "/", signed_out: bool = False
 ) -> Response:
     if user:
-        return redirect(request, safe_next(next))
+        return redirect(request, local_path(next))
     if signed_out:  # said here: the sign-out answer cleared every cookie, the flash's too
         flash(request, "You have signed out.")
-    values = {"email": clip(email), "next": safe_next(next)}
+    values = {"email": clip(email), "next": local_path(next)}
     return render(request, "auth/login.html", {"values": values, "errors": {}})
 
 
@@ -173,7 +174,7 @@ async def login(
     password: Field = "",
     next: Field = "/",
 ) -> Response:
-    email, values = clip(email.strip()), {"email": clip(email.strip()), "next": safe_next(next)}
+    email, values = clip(email.strip()), {"email": clip(email.strip()), "next": local_path(next)}
     result, user = await accounts.login(
         manager=manager,
         limiter=limiter,
@@ -198,7 +199,7 @@ async def login(
         page.status_code = status
         return page
     response = redirect(request, values["next"])
-    await start_session(response, strategy, user)
+    await sign_in(request, response, strategy, user)
     return response
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from app.auth import session_cookie, start_session
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import TIMEZONE_GROUPS, clip, email_problem, validation_errors
-from app.htmx import is_htmx, redirect, safe_next
+from app.htmx import is_htmx, local_path, redirect
 from app.models import User
 from app.schemas import CURRENCIES, PreferencesUpdate
 from app.services import accounts, audit
@@ -94,7 +94,7 @@ async def save_theme(
         await accounts.update_preferences(session=session, user=user, changes={"theme": theme})
     return redirect(
         request,
-        safe_next(
+        local_path(
             request.headers.get("referer", "").removeprefix(request.app.state.settings.origin),
             "/settings",
         ),

@@ -8,11 +8,14 @@ import hashlib
 import hmac
 import logging
 import secrets
+import unicodedata
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import timedelta
 from enum import Enum
 
 from anyio import to_thread
+from email_validator import EmailNotValidError, validate_email
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlalchemy import delete, func, select, update
@@ -57,7 +60,13 @@ class EmailChangeResult(Enum):
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """One spelling per mailbox, whichever way it came in (page, API, command line): the form
+    email-validator gives (Unicode NFC, the domain IDNA-mapped, as the API's EmailStr has it),
+    in lower case. A look-alike spelling (NFD, punycode, full-width) is the same account."""
+    email = unicodedata.normalize("NFC", email.strip())
+    with suppress(EmailNotValidError):  # else it matches no account: each was stored valid
+        email = validate_email(email, check_deliverability=False).normalized
+    return unicodedata.normalize("NFC", email.lower())
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
@@ -120,15 +129,24 @@ async def register(
     *,
     session: AsyncSession,
     email: str,
+    password: str,
     password_hash: str,
     secret: str,
     timezone: str | None = None,
 ) -> MailJob:
-    """Create the account (or refresh an unverified one's code) and say which mail to send.
+    """Create the account (or a new code for an unverified one) and say which mail to send.
 
-    `timezone` (checked by the caller) is the browser's; an account keeps UTC without it."""
+    A second sign-up of an address still waiting for its code never changes its password
+    (nor its time zone): otherwise the last one to sign up would own the account that the
+    mailbox's owner then verifies. The same password again only brings a new code; another
+    one is ignored, and the code mail says so (whoever does not know the first password sets
+    one by "forgot password" once the address is proven, which ends every other session).
+    The answer is the same for every address. `timezone` (checked by the caller) is the
+    browser's; an account keeps UTC without it.
+    """
     email = normalise_email(email)
     user = await user_by_email(session, email)
+    contested = False
     if user is None:
         user = User(email=email, hashed_password=password_hash, is_verified=False)
         if timezone:
@@ -142,11 +160,13 @@ async def register(
             return MailJob("already_registered", email)
     elif user.is_verified:
         return MailJob("already_registered", email)
-    else:  # unverified: whoever proves the mailbox owns it, with the latest password (and zone)
-        user.hashed_password = password_hash
+    elif await _password_ok(user, password):
         user.timezone = timezone or user.timezone
+    else:
+        contested = True
     code = await issue_code(session=session, user=user, secret=secret)
-    return MailJob("code", email, {"code": code}, user.id)
+    context = {"code": code, **({"contested": "yes"} if contested else {})}
+    return MailJob("code", email, context, user.id)
 
 
 async def request_code(*, session: AsyncSession, email: str, secret: str) -> MailJob | None:
@@ -261,7 +281,8 @@ async def change_password(
     if problem:
         return "password", problem
     new_hash = await to_thread.run_sync(password_helper.hash, new)
-    await manager.user_db.update(user, {"hashed_password": new_hash})
+    stamp = user.security_stamp + 1  # reset links mailed before no longer work
+    await manager.user_db.update(user, {"hashed_password": new_hash, "security_stamp": stamp})
     await session.execute(delete(EmailCode).where(col(EmailCode.user_id) == user.id))
     await audit.add(session, user_id=user.id, kind="password_changed", origin=origin)
     await revoke_sessions(session, user)  # commits the event with it
@@ -330,6 +351,7 @@ async def confirm_email_change(
         await session.commit()  # the code is used up
         return EmailChangeResult.TAKEN
     user.email = new_email
+    user.security_stamp += 1  # a reset link mailed to the old address no longer works
     await audit.add(session, user_id=user.id, kind="email_changed", origin=origin, detail=new_email)
     try:
         await revoke_sessions(session, user, keep=keep)  # commits the change with it

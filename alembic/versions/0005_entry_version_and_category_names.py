@@ -5,7 +5,7 @@ field). Category names were unique only as typed; names that differ only by case
 name at the database too, so a race past the service's check cannot make look-alikes.
 Look-alikes made before (imports could) are merged first: their entries move to the oldest.
 
-Revision ID: 0005_h14_data
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01 21:40:00
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0005_h14_data"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
