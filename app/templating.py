@@ -106,8 +106,8 @@ def _tag_link(match: re.Match[str]) -> str:
 def tag_links(html: str) -> Markup:
     """Safe HTML with its inline #tags as links to the list filtered by that tag."""
     parts, inert = [], 0
-    for part in _HTML_TAG.split(html):
-        if part.startswith("<"):
+    for i, part in enumerate(_HTML_TAG.split(html)):
+        if i % 2:  # split() puts each matched tag at an odd index
             inert += bool(_OPENS.match(part)) - bool(_CLOSES.match(part))
         elif inert <= 0:
             part = _INLINE_TAG.sub(_tag_link, part)

@@ -103,8 +103,8 @@ async def update(
         await categories.update_category(
             session=session, user=user, category=category, name=data.name, colour=data.colour
         )
-    except (ValidationError, CategoryProblem) as exc:
-        await session.rollback()
+    except (ValidationError, CategoryProblem) as exc:  # nothing was changed: no rollback,
+        # which would expire the user the page still reads
         typed = {category_id: {"name": name[:200], "colour": colour[:20]}}
         errors = {category_id: _errors(exc)}
         return await _page(request, session, user, errors, 422, values=typed, focus_id=category_id)
