@@ -261,6 +261,13 @@ async def test_screenshots_of_each_page_on_a_phone_and_a_desktop(
             for size, tab in (("390x844", page), ("1280x900", wide)):
                 await tab.goto(f"{live_server}{path.format(id=entry_id)}")
                 await tab.screenshot(path=str(SHOTS / f"phone-{name}-{size}.png"), full_page=True)
+                bar = tab.locator("nav[aria-label='Quick actions']")
+                assert await bar.is_visible() == (tab is page), (name, size, "bar on phones only")
+                assert await tab.evaluate("document.documentElement.scrollWidth <= innerWidth"), (
+                    name,
+                    size,
+                    "nothing wider than the screen",
+                )
         assert wide.problems == []
     finally:
         await desktop.close()
