@@ -261,6 +261,31 @@ async def test_deleting_a_category_without_javascript_asks_once(alice_client, se
     assert "Work" not in await category_names(session)
 
 
+async def test_merging_a_category_asks_once_then_moves_the_entries(alice_client, session):
+    names = dict((await session.execute(select(Category.name, Category.id))).all())
+    work, health = names["Work"], names["Health"]
+    await add(alice_client, "Filed under work", category_id=str(work))
+    question = await post_form(alice_client, f"/categories/{work}/merge", {"into": str(health)})
+    assert question.status_code == 200 and "Merge “Work” into “Health”?" in question.text
+    assert "Its 1 entry moves to Health, and Work is deleted." in question.text
+    form = Tags(question.text)
+    assert form.all("input", name="confirmed", value="yes")
+    assert form.all("input", name="into", value=str(health))
+    assert "Work" in await category_names(session), "asking merges nothing"
+    inline = await post_form(
+        alice_client, f"/categories/{work}/merge", {"into": str(health)}, headers=HTMX
+    )
+    assert "<html" not in inline.text and inline.headers["hx-retarget"] == f"#category-{work}"
+    done = await post_form(
+        alice_client, f"/categories/{work}/merge", {"into": str(health), "confirmed": "yes"}
+    )
+    assert done.status_code == 303 and "Work" not in await category_names(session)
+    moved = await session.execute(
+        select(Entry.category_id).execution_options(populate_existing=True)
+    )
+    assert moved.scalar_one() == health
+
+
 async def test_the_categories_page_has_no_duplicate_ids(alice_client):
     await post_form(alice_client, "/categories", {"name": "", "colour": "#123456"})
     for page in (

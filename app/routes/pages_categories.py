@@ -113,19 +113,36 @@ async def update(
 
 @router.post("/categories/{category_id}/merge")
 async def merge(
-    request: Request, category_id: int, user: PageUser, session: SessionDep, into: Field = ""
+    request: Request,
+    category_id: int,
+    user: PageUser,
+    session: SessionDep,
+    into: Field = "",
+    confirmed: Field = "",
 ) -> Response:
+    """Merging asks once (the form comes back with confirmed=yes), then moves the entries."""
     category = await _owned(session, user, category_id)
     name = category.name
+    into_id = int(into) if into.isdigit() and len(into) < 12 else -1
+    target = await categories.get_category(session=session, user=user, category_id=into_id)
+    if target is not None and target.id != category.id and confirmed != "yes":
+        count = await _entry_count(session, user, category_id)
+        ask = {
+            "question": f"Merge “{name}” into “{target.name}”?",
+            "detail": f"{_entries(count)} {'moves' if count == 1 else 'move'} to {target.name}"
+            f", and {name} is deleted.",
+            "action": f"/categories/{category_id}/merge",
+            "fields": {"into": str(target.id), "confirmed": "yes"},
+            "button": "Merge",
+        }
+        return _confirm(request, user, category, ask)
     try:
         target = await categories.merge_category(
-            session=session,
-            user=user,
-            category=category,
-            into_id=int(into) if into.isdigit() else -1,
+            session=session, user=user, category=category, into_id=into_id
         )
     except CategoryProblem as exc:
-        return await _page(request, session, user, {category_id: {"merge_into": exc.message}}, 422)
+        errors = {category_id: {"merge_into": exc.message}}
+        return await _page(request, session, user, errors, 422, focus_id=category_id)
     return await _done(request, session, user, f"{name} merged into {target.name}.")
 
 
@@ -135,10 +152,33 @@ async def confirm_delete(
 ) -> Response:
     """Deleting asks once, in the row with HTMX or as a page without JavaScript."""
     category = await _owned(session, user, category_id)
+    count = await _entry_count(session, user, category_id)
+    ask = {
+        "question": f"Delete the category “{category.name}”?",
+        "detail": f"{_entries(count)} {'stays' if count == 1 else 'stay'}, uncategorised.",
+        "action": f"/categories/{category_id}/delete",
+        "fields": {},
+        "button": "Delete",
+    }
+    return _confirm(request, user, category, ask)
+
+
+def _entries(count: int) -> str:
+    return f"Its {count} {'entry' if count == 1 else 'entries'}"
+
+
+async def _entry_count(session: SessionDep, user: User, category_id: int) -> int:
     rows = await categories.list_categories(session=session, user=user)
-    count = next((r.entry_count for r in rows if r.category.id == category_id), 0)
-    ctx = {"user": user, "category": category, "count": count}
-    return render(request, "categories/delete.html", ctx, partial="categories/_confirm_delete.html")
+    return next((r.entry_count for r in rows if r.category.id == category_id), 0)
+
+
+def _confirm(request: Request, user: User, category: Category, ask: dict[str, Any]) -> Response:
+    ctx = {"user": user, "category": category, "ask": ask}
+    response = render(request, "categories/confirm.html", ctx, partial="categories/_confirm.html")
+    if is_htmx(request):  # the question replaces the row, whichever form asked
+        response.headers["HX-Retarget"] = f"#category-{category.id}"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
 
 
 @router.post("/categories/{category_id}/delete")
