@@ -36,6 +36,8 @@
     var all = Array.prototype.slice.call(flashes);
     if (scope.matches && scope.matches("[data-flash][data-autohide]")) all.push(scope);
     all.forEach(function (flash) {
+      if (flash.hasAttribute("data-timed")) return; // htmx:load also sees the first page
+      flash.setAttribute("data-timed", "");
       setTimeout(function () { if (flash.isConnected) hide(flash); }, parseInt(flash.getAttribute("data-autohide"), 10) || 6000);
     });
   }
