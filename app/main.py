@@ -56,7 +56,7 @@ from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHead
 from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
-from app.web import LoginRequired
+from app.web import LoginRequired, error_page_user
 
 log = logging.getLogger("app")
 
@@ -207,7 +207,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             return _too_many_fields(request, str(exc.detail))
         if _wants_json(request) or exc.status_code not in (404, 405):
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
-        return render(request, "errors/404.html", status_code=404)
+        user = await error_page_user(request)
+        return render(request, "errors/404.html", {"user": user}, status_code=404)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

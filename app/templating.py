@@ -1,5 +1,6 @@
 """Jinja2 environment and the one render helper every page uses."""
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -8,6 +9,7 @@ from typing import Any
 from babel.numbers import format_currency
 from fastapi.templating import Jinja2Templates
 from jinja2.filters import do_urlencode
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -85,9 +87,38 @@ def urlencode(value: Any) -> str:
     return _quote(value) if isinstance(value, str) and len(value) <= 51 else do_urlencode(value)
 
 
+# Our own HTML (sanitised Markdown, or escaped snippets with <mark>): tags other than <mark>
+# split it; a #tag in the text between them (not in a link or code) becomes a tag-filter link.
+_HTML_TAG = re.compile(r"(<(?!/?mark>)[^>]*>)")
+_OPENS = re.compile(r"<(a|code|pre)[\s>]")
+_CLOSES = re.compile(r"</(a|code|pre)>")
+_INLINE_TAG = re.compile(r"(?<![\w&#/])#(?:<mark>(\w[\w-]{0,49})</mark>|(\w[\w-]{0,49}))(?![\w-])")
+
+
+def _tag_link(match: re.Match[str]) -> str:
+    marked, tag = match.groups()
+    text = f"<mark>{marked}</mark>" if marked else tag
+    href = "/entries?tag=" + _quote((marked or tag).lower())
+    return f'<a href="{href}" class="tag-link">#{text}</a>'
+
+
+@lru_cache(maxsize=2048)
+def tag_links(html: str) -> Markup:
+    """Safe HTML with its inline #tags as links to the list filtered by that tag."""
+    parts, inert = [], 0
+    for i, part in enumerate(_HTML_TAG.split(html)):
+        if i % 2:  # split() puts each matched tag at an odd index
+            inert += bool(_OPENS.match(part)) - bool(_CLOSES.match(part))
+        elif inert <= 0:
+            part = _INLINE_TAG.sub(_tag_link, part)
+        parts.append(part)
+    return Markup("".join(parts))  # noqa: S704 (our HTML; only our own links are added)
+
+
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.globals["static_url"] = static_url
 templates.env.filters["money"] = money
 templates.env.filters["day_label"] = day_label
 templates.env.filters["urlencode"] = urlencode
 templates.env.filters["short_day"] = short_day
+templates.env.filters["tag_links"] = tag_links

@@ -30,6 +30,18 @@ async def page_user(request: Request) -> User:
     return user
 
 
+async def error_page_user(request: Request) -> User | None:
+    """The signed-in user for an error page (their navigation and theme), or None: an error
+    page never fails because the session could not be looked up."""
+    cookie, bearer = request_tokens(request)
+    if cookie is None and bearer is None:
+        return None
+    try:
+        return signed_in(await find_session(request, cookie, bearer))
+    except Exception:  # the page it explains matters more than its menu
+        return None
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 

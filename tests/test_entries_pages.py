@@ -232,7 +232,7 @@ async def test_categories_page_creates_renames_merges_and_deletes(alice_client, 
     await post_form(
         alice_client,
         f"/categories/{ids['Sports' if 'Sports' in ids else 'Sport']}/merge",
-        {"into": str(ids["Health"])},
+        {"into": str(ids["Health"]), "confirmed": "yes"},
     )
     assert (await session.execute(select(Entry.category_id))).scalar_one() == ids["Health"]
     await post_form(alice_client, f"/categories/{ids['Health']}/delete", {})

@@ -7,6 +7,7 @@ HTMX gets fragments (the results, one entry, a form with its errors); a plain fo
 import re
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
@@ -110,8 +111,9 @@ async def list_page(request: Request, user: PageUser) -> Response:
         ctx = _form_context(await _page_context(session, user, request))
         await session.close()  # the connection goes back to the pool before rendering
         target = request.headers.get("hx-target", "")
-        page = "entries/_page.html" if target.startswith("load-more") else "entries/_results.html"
-        return render(request, "entries/list.html", ctx, partial=page)
+        more = target.startswith("load-more")  # focus moves to the first entry loaded
+        page = "entries/_page.html" if more else "entries/_results.html"
+        return render(request, "entries/list.html", {**ctx, "focus_first": more}, partial=page)
 
     return await cached(request, user, build)
 
@@ -139,9 +141,8 @@ async def create(request: Request, user: PageUser, session: SessionDep) -> Respo
         flash(request, f"Saved: {entry.title}")
         return redirect(request, "/entries")
     ctx = _form_context(await _page_context(session, user, request))
-    return render(
-        request, "entries/list.html", {**ctx, "fresh_form": True}, partial="entries/_results.html"
-    )
+    ctx |= {"fresh_form": True, "created_id": entry.id}  # focus moves to the new entry
+    return render(request, "entries/list.html", ctx, partial="entries/_results.html")
 
 
 async def _quick_add_errors(
@@ -168,10 +169,28 @@ async def _entry_context(session: SessionDep, user: User, entry_id: int) -> dict
     return {"user": user, "view": view, "today": entries.today_for(user)}
 
 
+def _swapped_entry(request: Request, ctx: dict[str, Any]) -> Response:
+    """One entry swapped back in after an edit, a cancel or an undo: focus moves to it, and on
+    the entry's own page its title stays the page's h1."""
+    own_page = f"/entries/{ctx['view'].entry.id}"
+    detail = urlsplit(request.headers.get("hx-current-url", "")).path == own_page
+    ctx |= {"focus": True, "detail": detail}
+    return render(request, "entries/detail.html", ctx, partial="entries/_entry.html")
+
+
 @router.get("/entries/{entry_id}")
 async def detail(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
+    return _swapped_entry(request, await _entry_context(session, user, entry_id))
+
+
+@router.get("/entries/{entry_id}/delete")
+async def confirm_delete(
+    request: Request, entry_id: int, user: PageUser, session: SessionDep
+) -> Response:
+    """Deleting asks once, inline with HTMX or as a page without JavaScript."""
     ctx = await _entry_context(session, user, entry_id)
-    return render(request, "entries/detail.html", ctx, partial="entries/_entry.html")
+    ctx["entry"] = ctx["view"].entry
+    return render(request, "entries/delete.html", ctx, partial="entries/_confirm_delete.html")
 
 
 @router.get("/entries/{entry_id}/edit")
@@ -219,12 +238,7 @@ async def update(request: Request, entry_id: int, user: PageUser, session: Sessi
     if not is_htmx(request):
         flash(request, "Changes saved.")
         return redirect(request, f"/entries/{entry_id}")
-    return render(
-        request,
-        "entries/detail.html",
-        await _entry_context(session, user, entry_id),
-        partial="entries/_entry.html",
-    )
+    return _swapped_entry(request, await _entry_context(session, user, entry_id))
 
 
 def form_versions(form: FormData) -> set[int] | None:
@@ -304,9 +318,4 @@ async def restore(request: Request, entry_id: int, user: PageUser, session: Sess
     if not is_htmx(request):
         flash(request, f"Restored: {entry.title}")
         return redirect(request, f"/entries#entry-{entry_id}")
-    return render(
-        request,
-        "entries/detail.html",
-        await _entry_context(session, user, entry_id),
-        partial="entries/_entry.html",
-    )
+    return _swapped_entry(request, await _entry_context(session, user, entry_id))

@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from app.deps import OptionalUser, SessionDep
+from app.static import static_url
 from app.templating import render
 
 router = APIRouter()
@@ -15,6 +16,38 @@ router = APIRouter()
 @router.get("/", include_in_schema=False)
 async def home(request: Request, user: OptionalUser) -> Response:
     return render(request, "home.html" if user else "welcome.html", {"user": user})
+
+
+def web_manifest() -> dict[str, object]:
+    """What a phone needs to install the diary as an app (icons under their hashed names)."""
+    icons = [
+        {"src": static_url(f"icons/{name}-{size}.png"), "sizes": f"{size}x{size}",
+         "type": "image/png", "purpose": purpose}
+        for name, purpose in (("icon", "any"), ("maskable", "maskable"))
+        for size in (192, 512)
+    ]  # fmt: skip
+    return {
+        "id": "/",
+        "name": "SuccessDiary",
+        "short_name": "SuccessDiary",
+        "description": "A private diary of your wins.",
+        "start_url": "/entries",
+        "scope": "/",
+        "display": "standalone",
+        "theme_color": "#059669",
+        "background_color": "#f8fafc",
+        "icons": icons,
+        "shortcuts": [{"name": "New win", "url": "/entries/new"}],
+    }
+
+
+@router.get("/manifest.webmanifest", include_in_schema=False)
+async def manifest() -> JSONResponse:
+    return JSONResponse(
+        web_manifest(),
+        media_type="application/manifest+json",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/healthz", tags=["operations"])

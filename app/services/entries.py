@@ -36,7 +36,7 @@ from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
 from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate, parse_day
 from app.services.categories import get_category
-from app.services.text import MARK_END, MARK_START, parse_tags
+from app.services.text import MARK_END, MARK_START, parse_tags, plain_text
 
 UNDO_WINDOW = timedelta(minutes=10)
 PAGE_SIZE = 20
@@ -93,6 +93,7 @@ class EntryView:
 class Page:
     items: list[EntryView]
     next_cursor: str | None
+    total: int | None = None  # search results: how many match in all
 
 
 def today_for(user: User) -> date:
@@ -371,12 +372,16 @@ async def _search(
         stmt = _sqlite_search(stmt, terms)
     else:
         stmt = _postgres_search(stmt, filters.q, terms)
+    # How many match in all, in the same statement (a window count stops FTS5's bm25).
+    matches = stmt.order_by(None).with_only_columns(col(Entry.id)).subquery()
+    stmt = stmt.add_columns(select(func.count()).select_from(matches).scalar_subquery())
     rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
     items = [
-        EntryView(e, c, _marked(title), _marked(snippet)) for e, c, title, snippet in rows[:limit]
+        EntryView(e, c, _marked(title), _marked(plain_text(snippet)))
+        for e, c, title, snippet, _ in rows[:limit]
     ]
     next_cursor = _encode(f"o:{offset + limit}") if len(rows) > limit else None
-    return Page(items, next_cursor)
+    return Page(items, next_cursor, total=rows[0][-1] if rows else 0)
 
 
 def _sqlite_search(stmt: Select, terms: list[str]) -> Select:

@@ -59,3 +59,23 @@ def parse_tags(field: list[str] | str, body: str = "") -> list[str]:
     if len(tags) > TAGS_MAX:
         raise ValueError(f"Use at most {TAGS_MAX} tags; this entry has {len(tags)}.")
     return tags
+
+
+# Markdown's marks, for text shown as plain text (search snippets): links keep their words, line
+# starts lose heading, quote and list marks, and emphasis, code and strike marks go.
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)?")
+_MD_LINE = re.compile(r"(?m)^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+][ \t]+|\d{1,9}[.)][ \t]+)+")
+_MD_RULE = re.compile(r"(?m)^[ \t]*(?:[-*_][ \t]*){3,}$")
+_MD_MARKS = re.compile(r"\*+|~~|`+|(?<!\w)_+(?=\S)|(?<=\S)_+(?!\w)")
+_SPACE = re.compile(r"\s+")
+
+
+def plain_text(markdown: str | None) -> str | None:
+    """A piece of Markdown as the words a reader sees, on one line (None stays None)."""
+    if markdown is None:
+        return None
+    text = _MD_RULE.sub(" ", markdown)
+    text = _MD_LINE.sub("", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_MARKS.sub("", text)
+    return _SPACE.sub(" ", text).strip()

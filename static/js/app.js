@@ -13,7 +13,45 @@
 
   function hide(element) {
     element.classList.add("flash-hiding");
-    setTimeout(function () { element.remove(); }, 500);
+    setTimeout(function () {
+      // Focus inside a notice that goes away moves on to what follows it, never to nowhere.
+      var hadFocus = element.contains(document.activeElement);
+      var next = element.nextElementSibling;
+      element.remove();
+      if (hadFocus) focusOn(next && next.matches("[tabindex], a, button, input") ? next : document.getElementById("main"));
+    }, 500);
+  }
+
+  function focusOn(element) {
+    if (!element) return;
+    if (!element.hasAttribute("tabindex") && !element.matches("a[href], button, input, select, textarea, summary")) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+  }
+
+  // data-autohide="10000": the notice goes away after that many ms (6 s when no value).
+  function autohide(scope) {
+    var flashes = scope.querySelectorAll ? scope.querySelectorAll("[data-flash][data-autohide]") : [];
+    var all = Array.prototype.slice.call(flashes);
+    if (scope.matches && scope.matches("[data-flash][data-autohide]")) all.push(scope);
+    all.forEach(function (flash) {
+      if (flash.hasAttribute("data-timed")) return; // htmx:load also sees the first page
+      flash.setAttribute("data-timed", "");
+      setTimeout(function () { if (flash.isConnected) hide(flash); }, parseInt(flash.getAttribute("data-autohide"), 10) || 6000);
+    });
+  }
+
+  function closeMenus(except) {
+    var menus = document.querySelectorAll("details[data-menu][open]");
+    for (var i = 0; i < menus.length; i++) {
+      if (menus[i] !== except) menus[i].removeAttribute("open");
+    }
+  }
+
+  function focusSearch() {
+    var field = document.getElementById("q");
+    if (field) { field.scrollIntoView({ block: "center" }); field.focus(); }
   }
 
   function toast(text) {
@@ -45,19 +83,54 @@
   }
 
   document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("[data-dismiss]");
+    var target = event.target.closest ? event.target : event.target.parentElement;
+    var button = target.closest("[data-dismiss]");
     if (button) {
       var flash = button.closest("[data-flash]");
       if (flash) hide(flash);
     }
-  });
-
-  document.addEventListener("DOMContentLoaded", function () {
-    var flashes = document.querySelectorAll("[data-flash][data-autohide]");
-    for (var i = 0; i < flashes.length; i++) {
-      (function (flash) { setTimeout(function () { hide(flash); }, 6000); })(flashes[i]);
+    // Menus close on a tap outside them and once one of their links is chosen.
+    var menu = target.closest("details[data-menu]");
+    closeMenus(menu);
+    if (menu && target.closest("a[href]")) menu.removeAttribute("open");
+    var search = target.closest("[data-focus-search]");
+    if (search && document.getElementById("q")) {
+      event.preventDefault();
+      if (location.hash !== "#q") history.replaceState(null, "", "#q");
+      focusSearch();
     }
   });
+
+  // Escape closes an open menu (focus back on its button), else cancels an inline edit.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = event.target.closest && event.target.closest("details[data-menu][open]");
+    open = open || document.querySelector("details[data-menu][open]");
+    if (open) {
+      open.removeAttribute("open");
+      open.querySelector("summary").focus();
+      event.preventDefault();
+      return;
+    }
+    var editing = event.target.closest && event.target.closest("form[data-edit]");
+    var cancel = editing && editing.querySelector("[data-cancel]");
+    if (cancel) {
+      event.preventDefault();
+      cancel.click();
+    }
+  });
+
+  // A page shown again from the back/forward cache starts with its menus closed.
+  window.addEventListener("pageshow", function () { closeMenus(null); });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    autohide(document);
+    // data-focus is for swaps: a page load leaves focus where the browser puts it.
+    var marked = document.querySelectorAll("[data-focus]");
+    for (var i = 0; i < marked.length; i++) marked[i].removeAttribute("data-focus");
+    if (location.hash === "#q") focusSearch();
+  });
+  document.addEventListener("htmx:load", function (event) { autohide(event.detail.elt); });
 
   document.addEventListener("htmx:responseError", function (event) {
     toast(messageFor(event.detail.xhr));
@@ -65,12 +138,17 @@
   document.addEventListener("htmx:sendError", function () {
     toast("You appear to be offline. Check your connection and try again.");
   });
-  // After a form comes back with errors, focus its first invalid field. An outerHTML swap
-  // replaces the target, so look in the document when the old target is gone.
+  // After a swap, focus lands on what changed: a form's first invalid field when it came back
+  // with errors, else the element the server marked data-focus (the saved, restored or first
+  // loaded entry, the undo notice, the edit form's title). An outerHTML swap replaces the
+  // target, so look in the document when the old target is gone.
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.target;
     var scope = target && target.isConnected ? target : document;
     var invalid = scope.querySelector('[aria-invalid="true"]');
-    if (invalid) invalid.focus();
+    var marked = document.querySelectorAll("[data-focus]");
+    var chosen = invalid || marked[marked.length - 1];
+    for (var i = 0; i < marked.length; i++) marked[i].removeAttribute("data-focus");
+    if (chosen) focusOn(chosen);
   });
 })();

@@ -18,6 +18,8 @@
   }
   function apply() {
     var current = choice();
+    // data-theme says what the CSS follows without this script too (see tailwind.config.js).
+    root.setAttribute("data-theme", current);
     root.classList.toggle("dark", current === "dark" || (current === "system" && media.matches));
     var buttons = document.querySelectorAll("[data-theme-choice]");
     for (var i = 0; i < buttons.length; i++) {

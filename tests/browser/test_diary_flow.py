@@ -65,7 +65,7 @@ async def test_quick_add_edit_undo_delete_and_search_on_a_phone(phone: Any, live
     )
 
     entry = page.locator("article", has_text="Shipped the release")
-    await entry.get_by_role("link", name="Edit").click()
+    await entry.get_by_role("link", name="Edit", exact=True).click()
     edit_form = page.locator("form[id^=entry-]")
     await edit_form.get_by_label("Title").fill("Shipped the big release")
     await edit_form.get_by_role("button", name="Save changes").click()
@@ -73,9 +73,10 @@ async def test_quick_add_edit_undo_delete_and_search_on_a_phone(phone: Any, live
 
     await (
         page.locator("article", has_text="Ran my first 10k")
-        .get_by_role("button", name="Delete")
+        .get_by_role("link", name="Delete")
         .click()
     )
+    await page.get_by_role("button", name="Delete").click()  # asked once, inline
     await page.get_by_role("button", name="Undo").click()
     await page.get_by_role("heading", name="Ran my first 10k").wait_for()
 

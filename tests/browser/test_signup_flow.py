@@ -104,7 +104,7 @@ async def test_a_visitor_signs_up_with_the_mailed_code_then_signs_in_and_out(
         assert not await nav.get_by_role("link", name="Settings").first.is_visible(), (
             "the menu is collapsed on a phone"
         )
-        await page.get_by_label("Menu").click()
+    await page.get_by_label("Menu").click()  # Sign out is in the menu on every screen
     await page.get_by_role("button", name="Sign out").locator("visible=true").click()
     await page.wait_for_url("**/login?signed_out=1")
     await page.get_by_text("You have signed out").wait_for()

@@ -34,6 +34,7 @@ def all_routes(app: FastAPI) -> set[tuple[str, str]]:
 PUBLIC_ALLOW_LIST = {
     ("GET", "/"),
     ("GET", "/healthz"),
+    ("GET", "/manifest.webmanifest"),  # browsers fetch it without cookies; no user data in it
     ("GET", "/metrics"),  # Prometheus: METRICS_TOKEN guards it in production, not a session
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
