@@ -6,6 +6,7 @@ account's default "system" theme follows), the signed-in diary has wins on sever
 categories, tags, moods and money. A full-page screenshot of each lands in test-results/pages/.
 """
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -205,6 +206,27 @@ async def audit(page: Any, name: str, size: str, theme: str) -> list[Violation]:
     ]
 
 
+async def import_pages(page: Any, base: str, size: str, theme: str) -> list[Violation]:
+    """The two import pages a form leads to: the preview of a jrnl file, then the import."""
+    win = {"date": "2024-03-01", "title": f"Imported at {size} in {theme}", "body": "From jrnl."}
+    await page.goto(f"{base}/export")
+    await page.get_by_label("File").set_input_files(
+        files=[
+            {
+                "name": "jrnl.json",
+                "mimeType": "application/json",
+                "buffer": json.dumps({"entries": [win]}).encode(),
+            }
+        ]
+    )
+    await page.get_by_role("button", name="Check the file").click()
+    await page.get_by_role("heading", name="Ready to import").wait_for()
+    violations = await audit(page, "import-preview", size, theme)
+    await page.get_by_role("button", name="Import 1 entry", exact=True).click()
+    await page.get_by_text("Done: 1 entry imported").wait_for()
+    return violations + await audit(page, "importing", size, theme)
+
+
 def table(violations: list[Violation]) -> str:
     rows = [("page", "size", "theme", "rule", "impact", "element", "what axe says")]
     for v in violations:
@@ -242,6 +264,8 @@ async def test_axe_finds_no_violation_on_any_page(
                 await page.locator("nav details > summary").click()  # the collapsed menu, open
                 await page.locator("nav details[open] a").first.wait_for()
                 violations += await audit(page, f"{name}-menu", size, theme)
+        if who == "member":
+            violations += await import_pages(page, live_server, size, theme)
     finally:
         await context.close()
     assert not violations, table(violations)
