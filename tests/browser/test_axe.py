@@ -206,6 +206,26 @@ async def audit(page: Any, name: str, size: str, theme: str) -> list[Violation]:
     ]
 
 
+async def form_errors(page: Any, base: str, who: str, size: str, theme: str) -> list[Violation]:
+    """A form that says what to fix, in place: sign-up with a weak password, or a settings form
+    whose two new passwords differ."""
+    if who == "visitor":
+        await page.goto(f"{base}/register")
+        await page.get_by_label("Email").fill("someone@example.com")
+        await page.get_by_label("Password").fill("password1")
+        await page.get_by_role("button", name="Create account").click()
+        await page.locator("#f-password-error").wait_for()
+        return await audit(page, "register-error", size, theme)
+    await page.goto(f"{base}/settings")
+    form = page.locator('form[action="/settings/password"]')
+    await form.get_by_label("Current password").fill(PASSWORD)
+    await form.get_by_label("New password", exact=True).fill("another horse battery staple")
+    await form.get_by_label("New password again").fill("another horse battery stable")
+    await form.get_by_role("button", name="Change password").click()
+    await page.get_by_text("The two new passwords are not the same.").wait_for()
+    return await audit(page, "settings-error", size, theme)
+
+
 async def import_pages(page: Any, base: str, size: str, theme: str) -> list[Violation]:
     """The two import pages a form leads to: the preview of a jrnl file, then the import."""
     win = {"date": "2024-03-01", "title": f"Imported at {size} in {theme}", "body": "From jrnl."}
@@ -264,6 +284,7 @@ async def test_axe_finds_no_violation_on_any_page(
                 await page.locator("nav details > summary").click()  # the collapsed menu, open
                 await page.locator("nav details[open] a").first.wait_for()
                 violations += await audit(page, f"{name}-menu", size, theme)
+        violations += await form_errors(page, live_server, who, size, theme)
         if who == "member":
             violations += await import_pages(page, live_server, size, theme)
     finally:
