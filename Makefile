@@ -1,6 +1,6 @@
 # Every habit has a target; `make` (or `make help`) lists them with their one-line description.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format css check-static mail migrate migration bench clean
+.PHONY: help setup run test lint format css check-static mail migrate migration bench bench-ui clean
 
 VENV := .venv/bin
 
@@ -47,6 +47,11 @@ bench: setup ## Load benchmarks (not tests) with wrk on SQLite (+ PostgreSQL wit
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk)
 	@command -v wrk >/dev/null || (echo 'wrk is missing: sudo apt-get install wrk' >&2; exit 1)
 	$(VENV)/python -m bench
+
+bench-ui: setup ## Lighthouse 12 (mobile) on six pages of a seeded app; prints scores and targets (not a test)
+	@[ -d node_modules ] || npm ci --no-audit --no-fund
+	@[ -x /usr/bin/chromium ] || [ -n "$$CHROME_PATH" ] || (echo 'Chromium is missing: sudo apt-get install chromium' >&2; exit 1)
+	$(VENV)/python -m bench.ui
 
 clean: ## Remove caches and test output (keeps .venv, node_modules and the database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-results

@@ -1,11 +1,11 @@
 // Copies the browser files we serve from npm packages into static/vendor/ (no CDN, no network).
-// The copies are committed, so running the app never needs Node.
+// The copies are committed, so running the app never needs Node. axe-core goes to
+// tests/browser/vendor/ instead: the accessibility test injects it, users are never served it.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(root, "static", "vendor");
 const files = [
   ["htmx.org", "dist/htmx.min.js", "htmx.min.js"],
   ["htmx.org", "LICENSE", "htmx.LICENSE"],
@@ -16,6 +16,8 @@ const files = [
   ["swagger-ui-dist", "LICENSE", "swagger-ui.LICENSE"],
   ["redoc", "bundles/redoc.standalone.js", "redoc.standalone.js"],
   ["redoc", "LICENSE", "redoc.LICENSE"],
+  ["axe-core", "axe.min.js", "axe.min.js", "tests/browser/vendor"],
+  ["axe-core", "LICENSE", "axe-core.LICENSE", "tests/browser/vendor"],
 ];
 
 // ReDoc's sidebar shows Redocly's logo from their CDN; we make no outside requests, so the
@@ -26,8 +28,7 @@ const patches = {
   ],
 };
 
-mkdirSync(out, { recursive: true });
-for (const [pkg, from, to] of files) {
+for (const [pkg, from, to, folder = "static/vendor"] of files) {
   const source = join(root, "node_modules", pkg, from);
   if (!existsSync(source)) {
     console.error(`missing ${pkg}/${from}: run npm ci first`);
@@ -41,7 +42,8 @@ for (const [pkg, from, to] of files) {
     }
     text = text.split(from_).join(to_);
   }
-  writeFileSync(join(out, to), text);
+  mkdirSync(join(root, folder), { recursive: true });
+  writeFileSync(join(root, folder, to), text);
   const version = JSON.parse(readFileSync(join(root, "node_modules", pkg, "package.json"))).version;
-  console.log(`static/vendor/${to} <- ${pkg}@${version}/${from}`);
+  console.log(`${folder}/${to} <- ${pkg}@${version}/${from}`);
 }

@@ -202,7 +202,8 @@ async def run_import(
                         f'<p class="field-error">Nothing was imported: {escape(exc.errors[0])}</p>'
                     )
                 else:
-                    done = f"Done: {total:,} entries imported, {plan.duplicates:,} already there."
+                    noun = "entry" if total == 1 else "entries"
+                    done = f"Done: {total:,} {noun} imported, {plan.duplicates:,} already there."
                     await queue.put(f'<p class="font-semibold">{done}</p>')
         finally:
             _forget(token)
