@@ -134,6 +134,8 @@ class AuthLimiter:
         await self.limiter.clear(LOGIN_FAILURES_PER_ACCOUNT, "auth", f"login:{email.lower()}")
 
     async def reset(self) -> None:
+        if isinstance(self.storage, MemoryStorage) and self.storage.timer is not None:
+            self.storage.timer.cancel()  # its sweep would trip over the keys reset removes
         await self.storage.reset()
 
 
