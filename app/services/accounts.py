@@ -414,7 +414,8 @@ async def in_background(
     limiter: AuthLimiter,
     action: Callable[[AsyncSession], Awaitable[MailJob | NewCode | None]],
 ) -> None:
-    """Run an account action in its own session after the answer went out, then mail."""
+    """Run an account action in its own session after the answer went out, then mail; a
+    NewCode is made here, if the account and its address may get one now."""
     async with maker() as session:
         job = await action(session)
         if isinstance(job, NewCode):
