@@ -4,7 +4,7 @@ import secrets
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
@@ -132,18 +132,37 @@ def _reason(loc: tuple[int | str, ...], msg: str) -> str:
     return f"{field}: {message}" if field else message
 
 
-def load_settings() -> Settings:
-    """Settings(), or one line saying why the app cannot start (not a traceback).
+def cannot_start(reason: str) -> NoReturn:
+    """One line saying why the app cannot start (not a traceback), then exit status 3.
 
     Exit status 3 is gunicorn's "worker failed to boot": the master stops instead of
     restarting workers that will fail the same way.
     """
+    print(f"SuccessDiary cannot start: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(3)
+
+
+def load_settings() -> Settings:
+    """Settings(), or one line saying why the app cannot start (see cannot_start)."""
     try:
         return Settings()
     except ValidationError as exc:
         reasons = "; ".join(_reason(error["loc"], error["msg"]) for error in exc.errors())
-        print(f"SuccessDiary cannot start: {reasons}", file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        cannot_start(reasons)
+
+
+def workers_problem(app_settings: Settings, workers: int) -> str | None:
+    """Why `workers` processes may not serve with these settings, or None.
+
+    Rate limits live in each worker's memory unless REDIS_URL points them at a shared Redis:
+    with 4 workers a guesser would get 4 times the limits, so production refuses it."""
+    if app_settings.environment == "production" and workers > 1 and not app_settings.redis_url:
+        return (
+            f"REDIS_URL must be set to run {workers} workers in production: without it each "
+            f"worker keeps its own rate limits, {workers} times the allowed guesses "
+            "(set REDIS_URL=redis://host:6379/0, or run one worker)"
+        )
+    return None
 
 
 settings = load_settings()

@@ -47,12 +47,18 @@ def client_ip(request: Request) -> str:
 
 
 def after_response(
-    request: Request, action: Callable[[AsyncSession], Awaitable[MailJob | None]]
+    request: Request,
+    action: Callable[[AsyncSession], Awaitable[MailJob | accounts.NewCode | None]],
 ) -> None:
     """Run an account action and its mail once the answer is on its way: same timing for all."""
     state = request.app.state
     state.background.spawn(
-        accounts.in_background(settings=state.settings, maker=state.sessionmaker, action=action)
+        accounts.in_background(
+            settings=state.settings,
+            maker=state.sessionmaker,
+            limiter=state.limiter,
+            action=action,
+        )
     )
 
 
@@ -61,7 +67,9 @@ def mail_after(request: Request, *jobs: MailJob) -> None:
     state = request.app.state
     for job in jobs:
         state.background.spawn(
-            accounts.deliver(settings=state.settings, maker=state.sessionmaker, job=job)
+            accounts.deliver(
+                settings=state.settings, maker=state.sessionmaker, limiter=state.limiter, job=job
+            )
         )
 
 

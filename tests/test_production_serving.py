@@ -177,7 +177,11 @@ def readme_command() -> list[str]:
     return shlex.split(match.group(1))
 
 
-def test_the_production_command_from_the_readme_serves(sqlite_url: str, mailbox: Mailbox):
+def test_the_production_command_from_the_readme_serves(
+    sqlite_url: str,
+    mailbox: Mailbox,
+    redis_url: str,  # noqa: F811 (several workers in production share their limits)
+):
     command = readme_command()
     assert "-w" in command and int(command[command.index("-w") + 1]) >= 2, "several workers"
     port = free_port()
@@ -190,6 +194,7 @@ def test_the_production_command_from_the_readme_serves(sqlite_url: str, mailbox:
         ENVIRONMENT="production",
         COOKIE_SECURE="true",
         BASE_URL="https://diary.example",
+        REDIS_URL=redis_url,
     )
     migrate(sqlite_url, env)
     command[0] = str(ROOT / command[0])

@@ -76,7 +76,8 @@ async def register(body: Register, request: Request, settings: SettingsDep) -> A
 
 @router.post("/request-code", status_code=status.HTTP_202_ACCEPTED)
 async def request_code(body: Email, request: Request, settings: SettingsDep) -> Accepted:
-    """Mail a new code to an unverified account (the old code stops working)."""
+    """Mail a new code to an unverified account (the old code stops working). At most one
+    a minute and 5 account mails an hour per address: a request past either changes nothing."""
     after_response(
         request,
         lambda s: accounts.request_code(session=s, email=body.email, secret=settings.secret_key),

@@ -147,7 +147,12 @@ async def resend_code(request: Request, settings: SettingsDep, email: Field = ""
     after_response(
         request, lambda s: accounts.request_code(session=s, email=email, secret=settings.secret_key)
     )
-    flash(request, f"A new code is on its way to {email}. Earlier codes no longer work.", "info")
+    flash(
+        request,
+        f"A new code is on its way to {email}, unless we sent one less than a minute ago. "
+        "Only the newest code works.",
+        "info",
+    )
     return redirect(request, _verify_url(email))
 
 
@@ -188,7 +193,11 @@ async def login(
             request,
             lambda s: accounts.request_code(session=s, email=email, secret=settings.secret_key),
         )
-        flash(request, "Please verify your email address first. We sent you a new code.", "info")
+        flash(
+            request,
+            "Please verify your email address first, with the newest code we sent you.",
+            "info",
+        )
         return redirect(request, _verify_url(email))
     if result is not accounts.LoginResult.OK or user is None:
         status = 429 if result is accounts.LoginResult.RATE_LIMITED else 422

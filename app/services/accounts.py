@@ -11,6 +11,7 @@ import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
@@ -97,6 +98,17 @@ async def issue_code(
     return code
 
 
+@dataclass(frozen=True)
+class NewCode:
+    """A fresh code to make for `user` and mail to `to`, once the address may get one (see
+    in_background): until then the pending code stays as it is."""
+
+    user: User
+    to: str
+    secret: str
+    contested: bool = False  # a second sign-up with another password: the mail says so
+
+
 async def _code_row(session: AsyncSession, user: User, *, change: bool) -> EmailCode | None:
     """The user's code for verifying the account (change=False) or a new address (True)."""
     pending = col(EmailCode.pending_email)
@@ -107,22 +119,36 @@ async def _code_row(session: AsyncSession, user: User, *, change: bool) -> Email
 
 
 async def _use_code(
-    session: AsyncSession, user: User, row: EmailCode | None, code: str, secret: str
-) -> bool:
-    """True when `code` is the row's live code: the row is then deleted (the caller commits).
-    A wrong code uses up one of the row's tries at once."""
-    if row is None or row.expires_at <= utcnow() or row.attempts >= CODE_MAX_ATTEMPTS:
-        return False
-    if not hmac.compare_digest(row.code_hash, _code_hash(secret, user.id, code.strip())):
+    session: AsyncSession, user: User, code: str, secret: str, *, change: bool
+) -> EmailCode | None:
+    """The user's live code (for the account, or for a new address when `change`) when `code`
+    is it; the row is then deleted (the caller commits).
+
+    The try is counted before the code is compared, in the statement that checks the count
+    (UPDATE ... WHERE attempts < 5 RETURNING), and committed at once: concurrent tries can
+    never use more than the code's 5, and the sixth finds it dead.
+    """
+    pending = col(EmailCode.pending_email)
+    claimed = (
         await session.execute(
             update(EmailCode)
-            .where(EmailCode.id == row.id)  # type: ignore[arg-type]
-            .values(attempts=EmailCode.attempts + 1)
+            .where(
+                col(EmailCode.user_id) == user.id,
+                pending.is_not(None) if change else pending.is_(None),
+                col(EmailCode.attempts) < CODE_MAX_ATTEMPTS,
+            )
+            .values(attempts=col(EmailCode.attempts) + 1)
+            .returning(EmailCode)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        await session.commit()
-        return False
-    await session.delete(row)
-    return True
+    ).scalar_one_or_none()
+    await session.commit()
+    if claimed is None or claimed.expires_at <= utcnow():
+        return None
+    if not hmac.compare_digest(claimed.code_hash, _code_hash(secret, user.id, code.strip())):
+        return None
+    await session.delete(claimed)
+    return claimed
 
 
 async def register(
@@ -133,7 +159,7 @@ async def register(
     password_hash: str,
     secret: str,
     timezone: str | None = None,
-) -> MailJob:
+) -> MailJob | NewCode:
     """Create the account (or a new code for an unverified one) and say which mail to send.
 
     A second sign-up of an address still waiting for its code never changes its password
@@ -164,18 +190,16 @@ async def register(
         user.timezone = timezone or user.timezone
     else:
         contested = True
-    code = await issue_code(session=session, user=user, secret=secret)
-    context = {"code": code, **({"contested": "yes"} if contested else {})}
-    return MailJob("code", email, context, user.id)
+    await session.commit()
+    return NewCode(user, email, secret, contested)
 
 
-async def request_code(*, session: AsyncSession, email: str, secret: str) -> MailJob | None:
+async def request_code(*, session: AsyncSession, email: str, secret: str) -> NewCode | None:
     """A new code for an unverified account; nothing for anyone else."""
     user = await user_by_email(session, email)
     if user is None or user.is_verified or not user.is_active:
         return None
-    code = await issue_code(session=session, user=user, secret=secret)
-    return MailJob("code", user.email, {"code": code}, user.id)
+    return NewCode(user, user.email, secret)
 
 
 async def verify_code(
@@ -187,16 +211,17 @@ async def verify_code(
     ip: str,
     secret: str,
 ) -> VerifyResult:
+    """Check a code; each try takes its slot before the code is compared, a right one gives
+    it back."""
     email = normalise_email(email)
-    if await limiter.code_blocked(email, ip):
+    if not await limiter.code_attempt(email, ip):
         return VerifyResult.RATE_LIMITED
     user = await user_by_email(session, email)
-    row = await _code_row(session, user, change=False) if user is not None else None
-    if user is None or not await _use_code(session, user, row, code, secret):
-        await limiter.code_failed(email, ip)
+    if user is None or await _use_code(session, user, code, secret, change=False) is None:
         return VerifyResult.INVALID
     user.is_verified = True
     await session.commit()
+    await limiter.code_succeeded(email, ip)
     return VerifyResult.OK
 
 
@@ -213,15 +238,18 @@ async def code_mail_failed(*, session: AsyncSession, email: str) -> bool:
 async def login(
     *, manager: UserManager, limiter: AuthLimiter, email: str, password: str, ip: str
 ) -> tuple[LoginResult, User | None]:
-    """Check a password; failures count against the account and the address."""
+    """Check a password; failures count against the account and the address.
+
+    The try takes its slot before the password is checked (so concurrent guesses cannot all
+    pass the check), and a right password gives it back."""
     email = normalise_email(email)
-    if await limiter.login_blocked(email, ip):
+    if not await limiter.login_attempt(email, ip):
         return LoginResult.RATE_LIMITED, None
     credentials = OAuth2PasswordRequestForm(username=email, password=password[:1024])
     user = await manager.authenticate(credentials)
     if user is None or not user.is_active:
-        await limiter.login_failed(email, ip)
         return LoginResult.BAD_CREDENTIALS, None
+    await limiter.login_succeeded(email, ip)
     if not user.is_verified:
         return LoginResult.NOT_VERIFIED, user
     return LoginResult.OK, user
@@ -340,12 +368,12 @@ async def confirm_email_change(
     keep: str | None,
 ) -> EmailChangeResult:
     """Switch to the new address with its code, then end every other session."""
-    if await limiter.code_blocked(user.email, origin.ip):
+    if not await limiter.code_attempt(user.email, origin.ip):
         return EmailChangeResult.RATE_LIMITED
-    row = await _code_row(session, user, change=True)
-    if not await _use_code(session, user, row, code, secret) or row is None:
-        await limiter.code_failed(user.email, origin.ip)
+    row = await _use_code(session, user, code, secret, change=True)
+    if row is None:
         return EmailChangeResult.INVALID
+    await limiter.code_succeeded(user.email, origin.ip)
     new_email = str(row.pending_email)
     if await user_by_email(session, new_email) is not None:
         await session.commit()  # the code is used up
@@ -361,10 +389,25 @@ async def confirm_email_change(
     return EmailChangeResult.OK
 
 
+# Account mail that anyone's request can send to an address: at most 5 an hour per address
+# (ratelimit.ACCOUNT_MAILS_PER_ADDRESS), counted here, after the answer went out, so the answer
+# is the same for real, unknown and flooded addresses. A verification code is counted when it
+# is made (see _new_code). The notice of an address change, asked for only by the signed-in
+# owner (5 times a day at most), always goes out.
+FLOOD_CAPPED = frozenset({"already_registered", "reset_password", "email_change_code"})
+
+
 async def deliver(
-    *, settings: Settings, maker: async_sessionmaker[AsyncSession], job: MailJob
+    *,
+    settings: Settings,
+    maker: async_sessionmaker[AsyncSession],
+    limiter: AuthLimiter,
+    job: MailJob,
 ) -> None:
     """Send one account mail; remember a failed code mail so the verify page can say so."""
+    if job.template in FLOOD_CAPPED and not await limiter.account_mail_allowed(job.to):
+        log.info("account mail held back: its address had its 5 this hour")
+        return
     code = job.context.get("code")
     if settings.dev and code:
         log.warning("development only: verification code for %s is %s", job.to, code)
@@ -372,6 +415,7 @@ async def deliver(
         settings, mail.build_message(settings, job.to, job.template, **job.context)
     )
     if not sent and job.code_user_id is not None:
+        await limiter.code_mail_failed(str(job.code_user_id))
         async with maker() as session:
             await session.execute(
                 update(EmailCode)
@@ -381,17 +425,36 @@ async def deliver(
             await session.commit()
 
 
+async def _new_code(session: AsyncSession, limiter: AuthLimiter, wanted: NewCode) -> MailJob | None:
+    """Make and address a fresh code, unless the account had one less than a minute ago or the
+    address had its 5 account mails this hour: then neither a mail nor a new code (the pending
+    one keeps working), so nobody can keep a person from verifying by asking for codes."""
+    user_id = wanted.user.id
+    if not await limiter.code_gap_allowed(str(user_id)):
+        return None
+    if not await limiter.account_mail_allowed(wanted.to):
+        log.info("code held back: its address had its 5 account mails this hour")
+        return None
+    code = await issue_code(session=session, user=wanted.user, secret=wanted.secret)
+    context = {"code": code, **({"contested": "yes"} if wanted.contested else {})}
+    return MailJob("code", wanted.to, context, user_id)
+
+
 async def in_background(
     *,
     settings: Settings,
     maker: async_sessionmaker[AsyncSession],
-    action: Callable[[AsyncSession], Awaitable[MailJob | None]],
+    limiter: AuthLimiter,
+    action: Callable[[AsyncSession], Awaitable[MailJob | NewCode | None]],
 ) -> None:
-    """Run an account action in its own session after the answer went out, then mail."""
+    """Run an account action in its own session after the answer went out, then mail; a
+    NewCode is made here, if the account and its address may get one now."""
     async with maker() as session:
         job = await action(session)
+        if isinstance(job, NewCode):
+            job = await _new_code(session, limiter, job)
     if job is not None:
-        await deliver(settings=settings, maker=maker, job=job)
+        await deliver(settings=settings, maker=maker, limiter=limiter, job=job)
 
 
 async def update_preferences(
