@@ -5,6 +5,7 @@ are emptied after each test, rate limits and background mail are reset with them
 """
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -171,6 +172,17 @@ async def alice(session: Any) -> User:
 @pytest.fixture
 async def bob(session: Any) -> User:
     return await make_user(session, "bob@example.com")
+
+
+@contextlib.contextmanager
+def mail_down(app: FastAPI) -> Iterator[None]:
+    """The mail server does not answer while inside."""
+    port = app.state.settings.smtp_port
+    app.state.settings.smtp_port = 9  # nothing listens on the discard port
+    try:
+        yield
+    finally:
+        app.state.settings.smtp_port = port
 
 
 async def settle(app: FastAPI) -> None:

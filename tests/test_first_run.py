@@ -4,7 +4,7 @@ browser's time zone at sign-up."""
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from app import mail
 from app.config import Settings
 from app.main import create_app
 from app.models import User
-from tests.conftest import Mailbox, settle
+from tests.conftest import Mailbox, mail_down, settle
 from tests.factories import PASSWORD, make_user, post_form, sign_in
 
 HTMX = {"HX-Request": "true"}
@@ -73,16 +73,6 @@ async def post_from(
     assert token, "the page carries a CSRF token"
     form = {"csrftoken": token.group(1), **data}
     return await client.post(url, data=form, headers={"Origin": origin, "Accept": "text/html"})
-
-
-@contextlib.contextmanager
-def mail_down(app: FastAPI) -> Iterator[None]:
-    port = app.state.settings.smtp_port
-    app.state.settings.smtp_port = 9  # nothing listens on the discard port
-    try:
-        yield
-    finally:
-        app.state.settings.smtp_port = port
 
 
 @pytest.fixture

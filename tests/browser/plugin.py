@@ -11,12 +11,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from app.config import ROOT
 from tests.conftest import Mailbox, free_port
+from tests.factories import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -92,15 +94,28 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not start")
+        wait_until_healthy(base)
         yield base
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def wait_until_healthy(base: str) -> None:
+    """Wait (10 s at most) for a server just started to answer /healthz."""
+    for _ in range(100):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+async def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
+    """Sign in through the page, as a person does, and land on the home page."""
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{base}/")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import SHOTS
+from tests.browser.plugin import sign_in
 from tests.browser.test_signup_flow import wait_for_code
 from tests.conftest import Mailbox
 from tests.factories import PASSWORD
@@ -172,14 +173,6 @@ async def optional_pages(page: Any, base: str, who: str) -> list[tuple[str, str,
         if response.status == 200:
             found.append((f"{name}-{who}", path, 200))
     return found
-
-
-async def sign_in(page: Any, base: str, email: str) -> None:
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/")
 
 
 async def settle(page: Any, name: str) -> None:

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import expect
 
 from app.config import ROOT
+from tests.browser.plugin import sign_in, wait_until_healthy
 from tests.browser.test_signup_flow import WATCH, expected, no_problems, shot
 from tests.conftest import free_port
 from tests.factories import PASSWORD
@@ -82,14 +82,7 @@ def newcomer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not start")
+        wait_until_healthy(base)
         yield base
     finally:
         server.terminate()
@@ -127,14 +120,6 @@ async def new_page(chromium: Any, zone: str) -> Any:
     )
     page.on("pageerror", lambda e: page.problems.append(str(e)))
     return page
-
-
-async def sign_in(page: Any, base: str, email: str) -> None:
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/")
 
 
 async def test_a_newcomer_in_tokyo_at_5am_signs_up_reads_the_code_and_files_a_win_under_today(

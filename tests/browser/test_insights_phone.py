@@ -86,7 +86,11 @@ async def test_the_heatmap_opens_on_the_newest_week_and_scrolls_by_keyboard(
     before = await region.evaluate("el => el.scrollLeft")
     for _ in range(5):
         await page.keyboard.press("ArrowLeft")
-    assert await region.evaluate("el => el.scrollLeft") < before, "the arrow keys scroll it"
+    # Chromium animates a keyboard scroll: wait for it (5 s at most) rather than read it at once.
+    handle = await region.element_handle()
+    await page.wait_for_function(
+        "([el, before]) => el.scrollLeft < before", arg=[handle, before], timeout=5000
+    )  # the arrow keys scroll it
 
     await newest.click()
     await page.wait_for_url(f"**/entries?date_from={today}&date_to={today}")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from playwright.async_api import expect
 
-from tests.browser import test_signup_flow
+from tests.browser import plugin, test_signup_flow
 from tests.browser.test_diary_flow import quick_add
 from tests.browser.test_signup_flow import no_problems, wait_for_code
 from tests.conftest import Mailbox
@@ -52,11 +52,7 @@ async def visit(page: Any, url: str, ready: str = "main") -> None:
 
 async def sign_in_page(page: Any, live_server: str, email: str) -> None:
     page.on("dialog", lambda dialog: dialog.accept())  # "Delete this win?"
-    await page.goto(f"{live_server}/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{live_server}/")
+    await plugin.sign_in(page, live_server, email)
 
 
 async def sign_out_page(page: Any) -> httpx.Headers:

@@ -8,7 +8,7 @@ import contextlib
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from sqlmodel import col
 from app.db import CONNECT_TIMEOUT_SECONDS
 from app.main import create_app
 from app.models import EmailCode, User
-from tests.conftest import Mailbox, alembic_config, make_settings, settle
+from tests.conftest import Mailbox, alembic_config, mail_down, make_settings, settle
 from tests.factories import PASSWORD, bearer_token, make_user, post_form, sign_in
 from tests.live_server import LiveServer, fresh_database
 
@@ -377,16 +377,6 @@ async def test_row24_a_database_that_hangs_gets_a_503_within_the_connect_timeout
 
 
 # Row 25 -------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def mail_down(app: FastAPI) -> Iterator[None]:
-    port = app.state.settings.smtp_port
-    app.state.settings.smtp_port = 9  # nothing listens on the discard port
-    try:
-        yield
-    finally:
-        app.state.settings.smtp_port = port
 
 
 async def test_row25_with_mail_down_a_page_registration_succeeds_and_the_user_can_resend(
