@@ -1,5 +1,6 @@
 """create_app(): settings, database, middleware, routers, static files and error pages."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from app.routes import (
     api_entries,
     api_export,
     api_import,
+    api_rates,
     api_stats,
     api_users,
     dev_mail,
@@ -50,6 +52,7 @@ from app.routes import (
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
 from app.security import CSRF, BodyLimit, SameOrigin, SecurityHeaders
+from app.services import money
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
 from app.web import LoginRequired
@@ -76,6 +79,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/api/v1", api_entries.router),
     ("/api/v1", api_categories.router),
     ("/api/v1", api_stats.router),
+    ("/api/v1", api_rates.router),
     ("/api/v1", api_export.router),
     ("/api/v1", api_import.router),
 ]
@@ -87,7 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rates = (
+            asyncio.create_task(money.refresh_periodically(app.state.sessionmaker, settings))
+            if settings.refresh_rates
+            else None
+        )
         yield
+        if rates is not None:
+            rates.cancel()
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
