@@ -10,9 +10,9 @@ from starlette.responses import Response
 from app.cache import cached
 from app.db import get_session
 from app.models import User
-from app.services import stats
+from app.services import money, stats
 from app.services.entries import today_for
-from app.templating import render
+from app.templating import render, request_locale
 from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +52,7 @@ async def _dashboard(request: Request, user: User, year: int | None) -> Response
             "year_total": sum(d.count for d in days),
             "active_days": sum(1 for d in days if d.count),
             "level": level,
-        }
+        } | await _money(request, session, user, *money.dashboard_range(today))
     await session.close()  # the connection goes back to the pool before rendering, not after
     return render(request, "insights/dashboard.html", ctx)
 
@@ -95,5 +95,15 @@ async def _review(request: Request, user: User, period: Period, date: date | Non
         "previous": _shift(period, result.start, False),
         "next": _shift(period, result.start, True),
         "today": today_for(user),
-    }
+    } | await _money(request, session, user, result.start, result.end)
     return render(request, "insights/review.html", ctx)
+
+
+async def _money(
+    request: Request, session: Any, user: User, start: date, end: date
+) -> dict[str, Any]:
+    """The context of insights/_money.html: the money of [start, end] by month."""
+    figures = await money.money_stats(
+        session=session, user=user, period="month", date_from=start, date_to=end
+    )
+    return {"money_stats": figures, "money_locale": request_locale(request)}

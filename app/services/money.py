@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 from babel.numbers import get_currency_precision
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, literal_column, null, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -40,7 +40,7 @@ from app.models import Category, Entry, ExchangeRate, ManualRate, User
 from app.models.base import utcnow
 from app.schemas import CurrencyAmount, MoneyCategory, MoneyPeriod, MoneyStats
 from app.services.entries import from_minor
-from app.services.stats import Period, periods, week_start_of
+from app.services.stats import Period, _as_date, periods, week_start_of
 
 log = logging.getLogger("app.rates")
 
@@ -321,30 +321,6 @@ class RateBook:
         return target[0] / source[0], max(used) if used else None
 
 
-async def rate_book(
-    *, session: AsyncSession, user: User, currencies: set[str], date_from: date, date_to: date
-) -> RateBook:
-    book = RateBook()
-    wanted = sorted(currencies | {user.base_currency})
-    stmt = (
-        select(col(ExchangeRate.currency), col(ExchangeRate.day), col(ExchangeRate.rate))
-        .where(
-            col(ExchangeRate.currency).in_(wanted),
-            col(ExchangeRate.day) >= date_from - RATE_LOOKBACK,
-            col(ExchangeRate.day) <= date_to,
-        )
-        .order_by(col(ExchangeRate.currency), col(ExchangeRate.day))
-    )
-    for currency, day, rate in (await session.execute(stmt)).all():
-        book.days.setdefault(currency, []).append(day)
-        book.rates.setdefault(currency, []).append(Decimal(rate))
-    manual = select(col(ManualRate.currency), col(ManualRate.rate)).where(
-        col(ManualRate.user_id) == user.id, col(ManualRate.currency).in_(wanted)
-    )
-    book.manual = {c: Decimal(r) for c, r in (await session.execute(manual)).all()}
-    return book
-
-
 @dataclass
 class _Sum:
     """Running sums for one period, one category, or the whole range (exact Decimals)."""
@@ -380,6 +356,13 @@ def _shown(value: Decimal, currency: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-get_currency_precision(currency)), ROUND_HALF_EVEN)
 
 
+def dashboard_range(today: date) -> tuple[date, date]:
+    """The dashboard's money: this month and the eleven before it."""
+    first = today.replace(day=1)
+    year, month = divmod(first.year * 12 + first.month - 1 - 11, 12)
+    return date(year, month + 1, 1), today
+
+
 def _bucket(period: Period, day: date, user: User) -> date:
     if period == "day":
         return day
@@ -388,31 +371,35 @@ def _bucket(period: Period, day: date, user: User) -> date:
     return day.replace(day=1)
 
 
-async def money_stats(
-    *, session: AsyncSession, user: User, period: Period, date_from: date, date_to: date
-) -> MoneyStats:
-    """Money per period and per category, in the user's base currency (see the module)."""
-    amount = func.sum(col(Entry.amount_minor))
-    stmt = (
+def _money_statement(user: User, date_from: date, date_to: date) -> Any:
+    """One statement for everything an answer needs (the dashboard's budget is tight):
+    the wins' sums per day, category and currency (kind 0), the ECB rates of those
+    currencies and the base currency over the range (1), the user's manual rates (2) and
+    the latest ECB day stored (3)."""
+    nothing = null()
+    in_range = [
+        col(Entry.user_id) == user.id,
+        col(Entry.deleted_at).is_(None),
+        col(Entry.amount_minor).is_not(None),
+        col(Entry.currency).is_not(None),
+        col(Entry.day) >= date_from,
+        col(Entry.day) <= date_to,
+    ]
+    wins: Select[Any] = (
         select(
+            literal_column("0"),
             col(Entry.day),
             col(Entry.category_id),
             col(Category.name),
             col(Category.colour),
             col(Entry.currency),
-            amount,
+            func.sum(col(Entry.amount_minor)),
             func.count(),
+            nothing,
         )
         .select_from(Entry)
         .outerjoin(Category, col(Category.id) == col(Entry.category_id))
-        .where(
-            col(Entry.user_id) == user.id,
-            col(Entry.deleted_at).is_(None),
-            col(Entry.amount_minor).is_not(None),
-            col(Entry.currency).is_not(None),
-            col(Entry.day) >= date_from,
-            col(Entry.day) <= date_to,
-        )
+        .where(*in_range)
         .group_by(
             col(Entry.day),
             col(Entry.category_id),
@@ -421,15 +408,60 @@ async def money_stats(
             col(Entry.currency),
         )
     )
-    rows = (await session.execute(stmt)).all()
-    book = await rate_book(
-        session=session,
-        user=user,
-        currencies={r[4] for r in rows},
-        date_from=date_from,
-        date_to=date_to,
+    used = select(col(Entry.currency)).where(*in_range).distinct().scalar_subquery()
+    rates: Select[Any] = select(
+        literal_column("1"),
+        col(ExchangeRate.day),
+        nothing,
+        nothing,
+        nothing,
+        col(ExchangeRate.currency),
+        nothing,
+        nothing,
+        col(ExchangeRate.rate),
+    ).where(
+        or_(col(ExchangeRate.currency).in_(used), col(ExchangeRate.currency) == user.base_currency),
+        col(ExchangeRate.day) >= date_from - RATE_LOOKBACK,
+        col(ExchangeRate.day) <= date_to,
     )
-    return _totals(user, period, date_from, date_to, rows, book, await latest_rates_date(session))
+    manual: Select[Any] = select(
+        literal_column("2"),
+        nothing,
+        nothing,
+        nothing,
+        nothing,
+        col(ManualRate.currency),
+        nothing,
+        nothing,
+        col(ManualRate.rate),
+    ).where(col(ManualRate.user_id) == user.id)
+    latest = select(
+        literal_column("3"),
+        func.max(col(ExchangeRate.day)),
+        *([nothing] * 7),
+    )
+    return union_all(wins, rates, manual, latest)
+
+
+async def money_stats(
+    *, session: AsyncSession, user: User, period: Period, date_from: date, date_to: date
+) -> MoneyStats:
+    """Money per period and per category, in the user's base currency (see the module)."""
+    rows = (await session.execute(_money_statement(user, date_from, date_to))).all()
+    wins, found, book, latest = [], [], RateBook(), None
+    for kind, day, cid, name, colour, currency, minor, n, rate in rows:
+        if kind == 0:
+            wins.append((_as_date(day), cid, name, colour, currency, minor, n))
+        elif kind == 1:
+            found.append((currency, _as_date(day), Decimal(rate)))
+        elif kind == 2:
+            book.manual[currency] = Decimal(rate)
+        elif day is not None:
+            latest = _as_date(day)
+    for currency, day, rate in sorted(found):
+        book.days.setdefault(currency, []).append(day)
+        book.rates.setdefault(currency, []).append(rate)
+    return _totals(user, period, date_from, date_to, wins, book, latest)
 
 
 def _totals(
@@ -449,7 +481,6 @@ def _totals(
     names: dict[int | None, tuple[str, str]] = {}
     factors: dict[tuple[str, date], tuple[Decimal, date | None] | None] = {}
     for day, cid, name, colour, currency, minor, n in rows:
-        day = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
         names[cid] = (name or "Uncategorised", colour or "#94a3b8")
         key = (currency, day)
         if key not in factors:
