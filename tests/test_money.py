@@ -29,7 +29,7 @@ from app.models import Category, ExchangeRate, ManualRate
 from app.schemas import EntryCreate
 from app.services import entries, money
 from tests.conftest import alembic_config, make_settings
-from tests.factories import bearer_token, sign_in
+from tests.factories import bearer_token, post_form, sign_in
 
 NS = 'xmlns:gesmes="http://www.gesmes.org/xml/2002-08-01" xmlns="http://www.ecb.int/vocabulary/2002-08-01/eurofxref"'
 
@@ -338,6 +338,11 @@ async def test_bad_parameters_get_a_clear_422(client, alice):
     assert response.json()["detail"][0]["msg"] == "date_from is after date_to."
     response = await client.get("/api/v1/stats/money?date_from=yesterday", headers=auth)
     assert response.status_code == 422
+    response = await client.get(
+        "/api/v1/stats/money?date_from=0001-01-01&date_to=0001-01-05", headers=auth
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"].startswith("Use a date between 1900 and 2999")
     assert (await client.get("/api/v1/stats/money")).status_code == 401
 
 
@@ -461,3 +466,29 @@ def test_the_cli_refreshes_rates_and_says_when_a_fetch_fails(ecb, tmp_path: Path
     failed = run()
     assert failed.returncode == 1
     assert "503" in failed.stderr and "the stored rates are kept" in failed.stderr
+
+
+async def test_manual_rates_are_set_and_removed_on_the_settings_page(client, session, alice):
+    await sign_in(client, "alice@example.com")
+    response = await post_form(client, "/settings/rates", {"currency": "xof", "rate": "655,957"})
+    assert response.status_code == 303 and response.headers["location"] == "/settings#rates"
+    page = (await client.get("/settings")).text
+    assert "Rate for XOF saved." in page and "655.957" in page
+    [row] = (await session.execute(select(ManualRate))).scalars()
+    assert (row.currency, row.rate) == ("XOF", "655.957")
+    response = await post_form(client, "/settings/rates/delete", {"currency": "XOF"})
+    assert response.status_code == 303
+    assert (await session.execute(select(func.count()).select_from(ManualRate))).scalar_one() == 0
+
+
+async def test_a_bad_manual_rate_on_the_settings_page_is_explained_and_not_saved(
+    client, session, alice
+):
+    await sign_in(client, "alice@example.com")
+    response = await post_form(client, "/settings/rates", {"currency": "EUR", "rate": "-2"})
+    assert response.status_code == 422
+    assert "its rate is always 1" in response.text
+    assert "above 0, like 655.957" in response.text
+    response = await post_form(client, "/settings/rates", {"currency": "ZZZ", "rate": "2"})
+    assert response.status_code == 422 and "ISO 4217" in response.text
+    assert (await session.execute(select(func.count()).select_from(ManualRate))).scalar_one() == 0

@@ -30,6 +30,7 @@ DEFAULT_SPAN = {
     "month": timedelta(days=334),
 }
 MAX_SPAN = timedelta(days=3700)
+WIN_DAYS = (date(1900, 1, 1), date(2999, 12, 31))
 Day = Annotated[date | None, Query(description="YYYY-MM-DD")]
 
 
@@ -197,6 +198,18 @@ async def money_stats(
     business day, at most a week back), through the euro; amounts in a currency with no rate
     (ECB or one of your manual rates) are listed in `unconverted`, never added to `total`.
     Totals are rounded to the base currency's minor units; decimals are sent as strings."""
+    for name, value in (("date_from", date_from), ("date_to", date_to)):
+        if value is not None and not (WIN_DAYS[0] <= value <= WIN_DAYS[1]):
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["query", name],
+                        "msg": "Use a date between 1900 and 2999, like the wins' own.",
+                        "type": "value_error",
+                    }
+                ],
+            )
     start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
     return await answer(
         request,
