@@ -352,6 +352,7 @@ async def test_a_manual_rate_converts_a_currency_the_ecb_does_not_publish(
     await refresh(session, rates)
     token = await bearer_token(client, "alice@example.com")
     auth = {"Authorization": f"Bearer {token}"}
+    assert (await money_json(client, token))["unconverted"][0]["currency"] == "XOF"  # cached
     response = await client.put("/api/v1/rates/manual/xof", json={"rate": "655.957"}, headers=auth)
     assert response.status_code == 200, response.text
     assert response.json()["currency"] == "XOF" and response.json()["rate"] == "655.957"
@@ -492,3 +493,31 @@ async def test_a_bad_manual_rate_on_the_settings_page_is_explained_and_not_saved
     response = await post_form(client, "/settings/rates", {"currency": "ZZZ", "rate": "2"})
     assert response.status_code == 422 and "ISO 4217" in response.text
     assert (await session.execute(select(func.count()).select_from(ManualRate))).scalar_one() == 0
+
+
+async def test_a_browser_that_changes_its_language_gets_figures_in_the_new_one(
+    client, session, wins, rates
+):
+    await refresh(session, rates)
+    await sign_in(client, "alice@example.com")
+    url = "/review?period=month&date=2026-03-15"
+    german = await client.get(url, headers={"Accept-Language": "de-CH"})
+    english = await client.get(url, headers={"Accept-Language": "en-GB"})
+    total = Decimal(cents(USD + JPY + GBP + EUR + CHF))
+    assert format_currency(total, "CHF", locale="de_CH") in german.text
+    assert format_currency(total, "CHF", locale="en_GB") in english.text
+    assert format_currency(total, "CHF", locale="de_CH") not in english.text
+
+
+async def test_a_rate_older_than_a_week_is_not_used(client, session, alice, rates):
+    alice.base_currency = "CHF"
+    session.add(alice)
+    await session.commit()
+    await refresh(session, rates)  # the latest rates are of Monday 9 March
+    await add(session, alice, "2026-03-16", "100.00", "USD", None)  # a week later: still used
+    await add(session, alice, "2026-03-17", "100.00", "USD", None)  # eight days: no rate
+    token = await bearer_token(client, "alice@example.com")
+    body = await money_json(client, token)
+    usd = Decimal("100.00") / Decimal("1.0900") * Decimal("0.9550")
+    assert body["total"] == cents(usd)
+    assert body["unconverted"] == [{"currency": "USD", "amount": "100.00", "count": 1}]
