@@ -30,7 +30,18 @@ from typing import Any
 
 import httpx
 from babel.numbers import get_currency_precision
-from sqlalchemy import Select, func, literal_column, null, or_, select, union_all, update
+from sqlalchemy import (
+    Select,
+    String,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -388,7 +399,7 @@ def _money_statement(user: User, date_from: date, date_to: date) -> Any:
     wins: Select[Any] = (
         select(
             literal_column("0"),
-            col(Entry.day),
+            type_coerce(col(Entry.day), String),  # parsed below: SQLAlchemy's parser is slow
             col(Entry.category_id),
             col(Category.name),
             col(Category.colour),
@@ -480,17 +491,31 @@ def _totals(
     per_category: dict[int | None, _Sum] = defaultdict(_Sum)
     names: dict[int | None, tuple[str, str]] = {}
     factors: dict[tuple[str, date], tuple[Decimal, date | None] | None] = {}
+    # First per (period, category, currency, converted?): a few thousand cells for ten years,
+    # however many wins; then each cell is added to its period, category and the whole.
+    grouped: dict[tuple[date, int | None, str, bool], list[Any]] = {}
+    starts: dict[date, date] = {}
     for day, cid, name, colour, currency, minor, n in rows:
         names[cid] = (name or "Uncategorised", colour or "#94a3b8")
-        key = (currency, day)
-        if key not in factors:
-            factors[key] = book.factor(currency, base, day)
-        found = factors[key]
-        original = from_minor(int(minor), currency) or Decimal(0)
-        value, used = (original * found[0], found[1]) if found else (None, None)
-        start = _bucket(period, day, user)
+        if (currency, day) not in factors:
+            factors[(currency, day)] = book.factor(currency, base, day)
+        found = factors[(currency, day)]
+        if day not in starts:
+            starts[day] = _bucket(period, day, user)
+        key = (starts[day], cid, currency, found is not None)
+        cell = grouped.get(key)
+        if cell is None:
+            cell = grouped[key] = [0, 0, Decimal(0), None]
+        cell[0] += int(minor)
+        cell[1] += n
+        if found is not None:
+            cell[2] += int(minor) * found[0]  # in minor units of `currency`, scaled below
+            if found[1] is not None and (cell[3] is None or found[1] > cell[3]):
+                cell[3] = found[1]
+    for (start, cid, currency, converted), (minor, n, value, used) in grouped.items():
+        worth = value.scaleb(-get_currency_precision(currency)) if converted else None
         for sums in (whole, per_period[start], per_cell[start][cid], per_category[cid]):
-            sums.add(currency, int(minor), n, value, used)
+            sums.add(currency, minor, n, worth, used)
 
     def category(cid: int | None, sums: _Sum) -> MoneyCategory:
         name, colour = names[cid]
