@@ -3,7 +3,7 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import APIRouter, FastAPI, Request
@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if rates is not None:
             rates.cancel()
+            with suppress(asyncio.CancelledError):
+                await rates
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()

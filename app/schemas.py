@@ -385,6 +385,18 @@ class MoneyPeriod(BaseModel):
     unconverted: list[CurrencyAmount]
 
 
+_MONEY_CATEGORY_EXAMPLE: dict[str, Any] = {
+    "category_id": 4,
+    "name": "Work",
+    "colour": "#2563eb",
+    "total": "1234.55",
+    "count": 3,
+    "amounts": [
+        {"currency": "EUR", "amount": "1000.00", "count": 1},
+        {"currency": "USD", "amount": "300.00", "count": 1},
+    ],
+    "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
+}
 _MONEY_EXAMPLE: dict[str, Any] = {
     "base_currency": "CHF",
     "period": "month",
@@ -394,20 +406,7 @@ _MONEY_EXAMPLE: dict[str, Any] = {
     "count": 3,
     "rate_date": "2026-03-27",
     "rates_date": "2026-03-31",
-    "categories": [
-        {
-            "category_id": 4,
-            "name": "Work",
-            "colour": "#2563eb",
-            "total": "1234.55",
-            "count": 3,
-            "amounts": [
-                {"currency": "EUR", "amount": "1000.00", "count": 1},
-                {"currency": "USD", "amount": "300.00", "count": 1},
-            ],
-            "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
-        }
-    ],
+    "categories": [_MONEY_CATEGORY_EXAMPLE],
     "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
     "periods": [
         {
@@ -415,7 +414,7 @@ _MONEY_EXAMPLE: dict[str, Any] = {
             "total": "1234.55",
             "count": 3,
             "rate_date": "2026-03-27",
-            "categories": ["… as above, for this period"],
+            "categories": [_MONEY_CATEGORY_EXAMPLE],
             "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
         }
     ],
