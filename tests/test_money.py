@@ -286,6 +286,30 @@ async def test_a_file_with_a_dtd_is_refused_and_nothing_is_stored(session, ecb, 
     assert (await session.execute(select(func.count()).select_from(ExchangeRate))).scalar_one() == 0
 
 
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><x/>'.encode(
+            "utf-16"
+        ),
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>'.encode("utf-16-le"),
+        b'<?xml version="1.0" encoding="latin-1"?><x/>',
+    ],
+)
+def test_a_file_in_another_encoding_is_refused_before_parsing(encoded):
+    with pytest.raises(money.RatesProblem, match="not UTF-8"):
+        money.parse_rates(encoded)
+
+
+def test_the_ecb_format_is_read_with_its_namespaces():
+    rows = money.parse_rates(ecb_xml(HISTORY))
+    assert (date(2026, 3, 6), "GBP", "0.85000") in rows and len(rows) == 12
+    with pytest.raises(money.RatesProblem, match="bad rate"):
+        money.parse_rates(ecb_xml({"2026-03-06": {"USD": "-1"}}))
+    with pytest.raises(money.RatesProblem, match="bad currency"):
+        money.parse_rates(ecb_xml({"2026-03-06": {"usd!": "1.1"}}))
+
+
 async def test_an_oversized_answer_is_cut_off(ecb, rates):
     ecb.serve(daily=b"x" * 5000)
     with pytest.raises(money.RatesProblem, match="more than 1,000 bytes"):

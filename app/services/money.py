@@ -62,6 +62,7 @@ MAX_RATES_BYTES = 32 * 1024 * 1024  # the full history is about 6 MB
 BATCH = 2000
 ONE = Decimal(1)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_ENCODING = re.compile(r"""^<\?xml[^>]*encoding\s*=\s*["']([^"']*)["']""")
 
 
 class RatesProblem(Exception):
@@ -85,11 +86,18 @@ STATUS = FetchStatus()
 def parse_rates(content: bytes) -> list[tuple[date, str, str]]:
     """(day, currency, rate) from an ECB eurofxref file (daily, 90-day or full history).
 
-    The ECB's files declare no DTD; one that does is refused before parsing, so no entity
-    (internal or external) is ever expanded.
+    The ECB's files are UTF-8 and declare no DTD. A file in another encoding (where a DTD
+    could hide from a byte search), or one with a DTD, is refused before parsing, so no
+    entity, internal or external, is ever expanded.
     """
-    head = content[:4096].upper()
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in content.upper():
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RatesProblem("the rates file is not UTF-8: refused") from exc
+    declared = _ENCODING.search(text[:200])
+    if "\x00" in text or (declared and declared.group(1).lower() not in ("utf-8", "utf8")):
+        raise RatesProblem("the rates file is not UTF-8: refused")
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise RatesProblem("the rates file declares a DTD or entities: refused")
     try:
         root = ET.fromstring(content)  # noqa: S314 (no DTD, checked above)
