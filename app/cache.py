@@ -78,6 +78,7 @@ def _key(request: Request, user: User, token: str) -> tuple:
         request.scope["query_string"],
         headers.get("hx-request", ""),
         headers.get("hx-target", ""),
+        headers.get("accept-language", ""),  # money is formatted in the browser's locale
         token,
         user.id,
         user.diary_version,

@@ -1,7 +1,8 @@
 """Management commands: `successdiary <command>` or `python -m app <command>`.
 
-create-user, export and import for one user, backup and restore of the whole database, and
-move-db to copy a SQLite database into PostgreSQL. DATABASE_URL (or .env) says which database.
+create-user, export and import for one user, backup and restore of the whole database,
+move-db to copy a SQLite database into PostgreSQL, and rates refresh for exchange rates.
+DATABASE_URL (or .env) says which database.
 """
 
 import argparse
@@ -24,7 +25,7 @@ from app.auth import password_helper, password_problem
 from app.config import ROOT, settings
 from app.db import make_engine, make_sessionmaker
 from app.models import User, metadata
-from app.services import categories, export, importer
+from app.services import categories, export, importer, money
 from app.services.accounts import normalise_email, user_by_email
 
 T = TypeVar("T")
@@ -233,6 +234,22 @@ def move_db(args: argparse.Namespace) -> str:
     return "moved; row counts match: " + ", ".join(f"{n} {c}" for n, c in counts.items())
 
 
+def refresh_rates(args: argparse.Namespace) -> str:
+    """Fetch the ECB's rates (RATES_URL, or the full history) and store them."""
+
+    async def work(maker: async_sessionmaker[AsyncSession]) -> str:
+        async with maker() as session:
+            try:
+                done = await money.refresh(
+                    session=session, settings=settings, history="full" if args.history else None
+                )
+            except money.RatesProblem as exc:
+                raise CommandError(f"{exc} (the stored rates are kept)") from exc
+        return f"rates up to {done.latest}: {done.changed} rows added or changed"
+
+    return str(asyncio.run(_with_session(work)))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="successdiary", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -270,6 +287,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", default=settings.database_url)
     p.add_argument("--to", dest="target", required=True)
     p.set_defaults(run=move_db)
+    p = commands.add_parser("rates", help="exchange rates (the ECB's reference rates)")
+    rates = p.add_subparsers(dest="rates_command", required=True)
+    p = rates.add_parser("refresh", help="fetch the latest rates from RATES_URL and store them")
+    p.add_argument(
+        "--history", action="store_true", help="fetch the full history (RATES_HISTORY_URL)"
+    )
+    p.set_defaults(run=refresh_rates)
     return root
 
 

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # Development only: where the outbox keeps every mail for /dev/mail (default: beside the
     # SQLite database, else under the project folder).
     dev_mail_dir: Path | None = None
+    # Exchange rates (app/services/money.py): the ECB's daily reference rates. The history
+    # file's address defaults to the daily one's, with eurofxref-hist.xml for its name.
+    rates_url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
+    rates_history_url: str | None = None
+    rates_refresh_seconds: int = Field(default=6 * 3600, ge=60)
+    # The periodic refresh in the app's lifespan: on in production, off in development (and
+    # so in the tests) unless set; `successdiary rates refresh` works in any case.
+    rates_refresh: bool | None = None
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":
@@ -105,6 +113,16 @@ class Settings(BaseSettings):
         if path and ":memory:" not in path:
             return Path(path).resolve().parent / "dev-mail"
         return ROOT / "dev-mail"
+
+    @property
+    def history_rates_url(self) -> str:
+        return self.rates_history_url or self.rates_url.replace(
+            "eurofxref-daily.xml", "eurofxref-hist.xml"
+        )
+
+    @property
+    def refresh_rates(self) -> bool:
+        return self.rates_refresh if self.rates_refresh is not None else not self.dev
 
     @property
     def dev(self) -> bool:

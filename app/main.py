@@ -39,6 +39,7 @@ from app.routes import (
     api_entries,
     api_export,
     api_import,
+    api_rates,
     api_stats,
     api_users,
     dev_mail,
@@ -53,6 +54,7 @@ from app.routes import (
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
 from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHeaders
+from app.services import money
 from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
@@ -83,6 +85,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("/api/v1", api_entries.router),
     ("/api/v1", api_categories.router),
     ("/api/v1", api_stats.router),
+    ("/api/v1", api_rates.router),
     ("/api/v1", api_export.router),
     ("/api/v1", api_import.router),
 ]
@@ -97,10 +100,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.purge_task = asyncio.create_task(
             repeat(lambda: purge(app), PURGE_EVERY_SECONDS), name="purge-deleted"
         )
+        rates = (
+            asyncio.create_task(money.refresh_periodically(app.state.sessionmaker, settings))
+            if settings.refresh_rates
+            else None
+        )
         yield
-        app.state.purge_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app.state.purge_task
+        for task in (app.state.purge_task, rates):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()

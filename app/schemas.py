@@ -400,3 +400,122 @@ class DeleteAccount(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"password": "quiet harbour lamp"}]})
 
     password: str = Field(max_length=1024)
+
+
+# --- Money (app/services/money.py) ---------------------------------------------------------
+
+Money = Annotated[Decimal, Field(description="A decimal number, sent as a string.")]
+
+
+class CurrencyAmount(BaseModel):
+    currency: str = Field(description="ISO 4217 code of the wins' own currency.")
+    amount: Money
+    count: int
+
+
+class MoneyCategory(BaseModel):
+    category_id: int | None
+    name: str
+    colour: str
+    total: Money = Field(description="In the base currency, rounded to its minor units.")
+    count: int = Field(description="Wins with an amount, converted or not.")
+    amounts: list[CurrencyAmount] = Field(description="What was converted, as entered.")
+    unconverted: list[CurrencyAmount] = Field(description="Amounts with no rate: not in total.")
+
+
+class MoneyPeriod(BaseModel):
+    start: date
+    total: Money
+    count: int
+    rate_date: date | None = Field(description="The latest ECB day whose rates were used.")
+    categories: list[MoneyCategory]
+    unconverted: list[CurrencyAmount]
+
+
+_MONEY_CATEGORY_EXAMPLE: dict[str, Any] = {
+    "category_id": 4,
+    "name": "Work",
+    "colour": "#2563eb",
+    "total": "1234.55",
+    "count": 3,
+    "amounts": [
+        {"currency": "EUR", "amount": "1000.00", "count": 1},
+        {"currency": "USD", "amount": "300.00", "count": 1},
+    ],
+    "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
+}
+_MONEY_EXAMPLE: dict[str, Any] = {
+    "base_currency": "CHF",
+    "period": "month",
+    "date_from": "2026-03-01",
+    "date_to": "2026-03-31",
+    "total": "1234.55",
+    "count": 3,
+    "rate_date": "2026-03-27",
+    "rates_date": "2026-03-31",
+    "categories": [_MONEY_CATEGORY_EXAMPLE],
+    "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
+    "periods": [
+        {
+            "start": "2026-03-01",
+            "total": "1234.55",
+            "count": 3,
+            "rate_date": "2026-03-27",
+            "categories": [_MONEY_CATEGORY_EXAMPLE],
+            "unconverted": [{"currency": "XOF", "amount": "5000", "count": 1}],
+        }
+    ],
+}
+
+
+class MoneyStats(BaseModel):
+    """Money of your wins in your base currency, per period and per category."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_MONEY_EXAMPLE]})
+
+    base_currency: str
+    period: Literal["day", "week", "month"]
+    date_from: date
+    date_to: date
+    total: Money = Field(description="Everything converted, in the base currency.")
+    count: int
+    rate_date: date | None = Field(description="The latest ECB day whose rates were used.")
+    rates_date: date | None = Field(description="The latest ECB day stored (null: no rates).")
+    categories: list[MoneyCategory] = Field(description="The whole range, by category.")
+    unconverted: list[CurrencyAmount] = Field(
+        description="Amounts in currencies with no rate (ECB or manual): counted apart."
+    )
+    periods: list[MoneyPeriod] = Field(description="Every period of the range, empty ones too.")
+
+
+class ManualRateWrite(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rate": "655.957"}]})
+
+    rate: Decimal = Field(
+        gt=0, max_digits=20, decimal_places=10, description="Units of the currency per euro."
+    )
+
+
+class ManualRateRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {"currency": "XOF", "rate": "655.957", "updated_at": "2026-03-01T10:00:00Z"}
+            ]
+        },
+    )
+
+    currency: str
+    rate: Money = Field(description="Units of the currency per euro.")
+    updated_at: datetime
+
+
+def manual_currency(value: str) -> str:
+    """A currency a manual rate may be set for: ISO 4217, and not the euro itself."""
+    code = _currency(value)
+    if code is None:
+        raise ValueError("Name a currency, like XOF.")
+    if code == "EUR":
+        raise ValueError("The euro is the reference currency: its rate is always 1.")
+    return code

@@ -6,6 +6,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency
 from fastapi.templating import Jinja2Templates
 from jinja2.filters import do_urlencode
@@ -57,10 +58,40 @@ def render(
     return response
 
 
-def money(amount: Decimal | None, currency: str | None) -> str:
+def money(amount: Decimal | None, currency: str | None, locale: str = "en") -> str:
     if amount is None or currency is None:
         return ""
-    return format_currency(amount, currency, locale="en")
+    return format_currency(amount, currency, locale=locale)
+
+
+DEFAULT_LOCALE = "en"
+
+
+@lru_cache(maxsize=512)
+def _negotiate(accept_language: str) -> str:
+    """The first locale Babel knows among the header's languages, by preference."""
+    tags = []
+    for position, part in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        weight = params.strip().removeprefix("q=")
+        try:
+            q = float(weight) if params else 1.0
+        except ValueError:
+            q = 0.0
+        if tag and tag != "*" and q > 0:
+            tags.append((-q, position, tag[:35]))
+    for _, _, tag in sorted(tags):
+        try:
+            return str(Locale.parse(tag, sep="-" if "-" in tag else "_"))
+        except (ValueError, TypeError, UnknownLocaleError):
+            continue
+    return DEFAULT_LOCALE
+
+
+def request_locale(request: Request) -> str:
+    """How figures are formatted: accounts have no locale setting, so the browser's
+    Accept-Language decides, else English."""
+    return _negotiate(request.headers.get("accept-language", ""))
 
 
 @lru_cache(maxsize=4096)

@@ -113,6 +113,11 @@ def scenario_plan(server: LiveServer, session: Session) -> list[dict]:
             "path": f"/api/v1/stats/timeline?period=week&date_from={ten_years_ago}",
             "headers": session.api,
         },
+        {
+            "name": "stats-money",
+            "path": f"/api/v1/stats/money?period=month&date_from={ten_years_ago}",
+            "headers": session.api,
+        },
         {"name": "search-common", "path": f"/entries?q={COMMON}", "headers": session.page},
         {"name": "search-rare", "path": f"/entries?q={RARE}", "headers": session.page},
         {"name": "search-handful", "path": f"/entries?q={HANDFUL}", "headers": session.page},
@@ -146,6 +151,28 @@ def scenario_plan(server: LiveServer, session: Session) -> list[dict]:
             "connections": 4,
         },
     ]
+
+
+def money_cold(server: LiveServer, session: Session, n: int = 30) -> dict[str, float]:
+    """The money stats uncached: each request names another ten-year range, so each is a
+    cache miss and converts every one of the heavy user's 10,950 wins (one at a time)."""
+    today, times = date.today(), []
+    with httpx.Client(base_url=server.url, headers=session.api, timeout=60) as client:
+        for i in range(n):
+            end = today - timedelta(days=i + 1)
+            start = end - timedelta(days=3650)
+            started = time.perf_counter()
+            client.get(
+                f"/api/v1/stats/money?period=month&date_from={start}&date_to={end}"
+            ).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {
+        "requests": n,
+        "p50": times[n // 2],
+        "p95": times[min(n - 1, round(n * 0.95))],
+        "max": times[-1],
+    }
 
 
 def run_plan(server: LiveServer, plan: list[dict], hello_rps: float) -> list[Run]:
@@ -300,6 +327,7 @@ def targets(
         "search-handful",
         "stats-streaks",
         "stats-timeline",
+        "stats-money",
     ):
         if listing and name in runs:
             limit = P95_FACTOR_MAX * listing.p95
@@ -432,6 +460,15 @@ def bench_backend(backend: str, url: str) -> dict:
     ) as server:
         session = Session(server)
         runs = run_plan(server, scenario_plan(server, session), hello.rps)
+        cold = None
+        if not ONLY or "stats-money" in ONLY:
+            cold = money_cold(server, session)
+            print(
+                f"stats-money uncached (each a cache miss, one at a time): {cold['requests']} "
+                f"requests, p50 {cold['p50']:.1f} ms, p95 {cold['p95']:.1f} ms, "
+                f"max {cold['max']:.1f} ms",
+                flush=True,
+            )
         writes = None
         if not ONLY or "writes" in ONLY:
             writes = asyncio.run(concurrent_writes(server, url))
@@ -471,6 +508,7 @@ def bench_backend(backend: str, url: str) -> dict:
         "runs": [vars(r) | {"rps": r.rps} for r in [hello, *runs]],
         "writes": writes,
         "exports": exports,
+        "money_cold": cold,
         "locked": locked,
         "targets": [vars(c) for c in checks],
         "server_log": str(server.log),

@@ -7,6 +7,11 @@ executemany (never the ORM one by one), after `alembic upgrade head`, so the ful
 
 Search words are planted at known rates so the three search scenarios differ in selectivity:
 COMMON in 80% of all entries, RARE in 1%, HANDFUL in five of the heavy user's entries only.
+
+Money: every heavy-user win carries an amount, in six currencies in turn (one, XOF, without
+a rate), their base currency is CHF, and ten years of ECB-like daily rates are stored, so
+the money stats convert 10,950 wins through the euro (bench scenario stats-money); the other
+users' wins carry 19.99 USD one time in ten.
 """
 
 import random
@@ -17,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import Engine
 
 from app.auth import password_helper
 from app.markdown import render
-from app.models import Category, Entry, User
+from app.models import Category, Entry, ExchangeRate, User
 from tests.live_server import PASSWORD, migrate
 
 USERS = 1_000
@@ -51,6 +56,8 @@ SENTENCES = [
     "Answered every support ticket in the queue before noon.",
 ]
 BATCH = 5_000
+MONEY_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF", "XOF"]  # the ECB has no XOF
+RATE_BASES = {"USD": 1.08, "GBP": 0.85, "JPY": 160.0, "CHF": 0.95}
 
 
 @dataclass
@@ -98,7 +105,9 @@ def _entries(user_days: list[tuple[uuid.UUID, list[int], date]], now: datetime) 
         body = _body(index, rare=rare, handful=handful)
         if body not in html:
             html[body] = render(body)
-        money = index % 10 == 0
+        heavy = user_days[0][0] == user_id
+        money = heavy or index % 10 == 0
+        currency = MONEY_CURRENCIES[index % len(MONEY_CURRENCIES)] if heavy else "USD"
         yield {
             "user_id": user_id,
             "category_id": category_ids[index % len(category_ids)] if index % 4 else None,
@@ -108,8 +117,8 @@ def _entries(user_days: list[tuple[uuid.UUID, list[int], date]], now: datetime) 
             "body_html": html[body],
             "tags": TAGS[index % len(TAGS)],
             "mood": 1 + index % 5,
-            "amount_minor": 1_999 if money else None,
-            "currency": "USD" if money else None,
+            "amount_minor": (1_999 + index % 5_000) if money else None,
+            "currency": currency if money else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -153,6 +162,24 @@ def _insert_users(engine: Engine, now: datetime) -> list[uuid.UUID]:
     return ids
 
 
+def _seed_money(conn: Any, heavy: uuid.UUID, today: date) -> None:
+    """Business-day rates for ten years and a few weeks (drifting a little each day), and a
+    base currency that is neither the euro nor the wins' most common currency."""
+    rows = []
+    for back in range(HEAVY_YEARS * 366 + 30):
+        day = today - timedelta(days=back)
+        if day.weekday() < 5:
+            drift = 1 + ((back * 7919) % 200 - 100) / 2_000
+            rows += [
+                {"day": day, "currency": c, "rate": f"{base * drift:.4f}"}
+                for c, base in RATE_BASES.items()
+            ]
+    for batch in _batches(iter(rows)):
+        conn.execute(insert(ExchangeRate), batch)
+    users = User.__table__
+    conn.execute(update(users).where(users.c.id == heavy).values(base_currency="CHF"))
+
+
 def seed(url: str) -> Seeded:
     """Fill a fresh database (see fresh_database) and return what went in."""
     started = time.perf_counter()
@@ -189,6 +216,7 @@ def seed(url: str) -> Seeded:
                 ),
                 {"tag": tag, "pattern": f"% {tag} %"},
             )
+        _seed_money(conn, ids[0], today)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does soon after a bulk load

@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.category import Category
 from app.models.email_code import EmailCode
 from app.models.entry import Entry, EntryTag
+from app.models.rate import ExchangeRate, ManualRate
 from app.models.user import AccessToken, User
 
 metadata = Base.metadata
@@ -16,6 +17,8 @@ __all__ = [
     "EmailCode",
     "Entry",
     "EntryTag",
+    "ExchangeRate",
+    "ManualRate",
     "User",
     "metadata",
 ]

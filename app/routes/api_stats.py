@@ -18,9 +18,9 @@ from app.cache import cached
 from app.db import get_session
 from app.deps import CurrentUser
 from app.routes.api_entries import entry_read
-from app.schemas import DAY_MIN, EntryRead, Year
+from app.schemas import DAY_MIN, EntryRead, MoneyStats, Year
 from app.schemas import Day as InRange
-from app.services import stats
+from app.services import money, stats
 from app.services.entries import today_for
 from app.services.stats import CategoryCount, HeatDay, MoodPoint, Period, Point, Streaks, Summary
 
@@ -181,3 +181,29 @@ async def on_this_day(request: Request, user: CurrentUser) -> Response:
         return [entry_read(v) for v in await stats.on_this_day(session=session, user=user)]
 
     return await answer(request, user, list[EntryRead], figures)
+
+
+@router.get("/money", response_model=MoneyStats)
+async def money_stats(
+    request: Request,
+    user: CurrentUser,
+    period: Period = "month",
+    date_from: Day = None,
+    date_to: Day = None,
+) -> Response:
+    """The money your wins earned or saved, in your base currency, per day, week or month and
+    per category (defaults: the last 30 days, 12 weeks or 12 months).
+
+    Each win is converted at the ECB reference rate of its own day (or of the latest earlier
+    business day, at most a week back), through the euro; amounts in a currency with no rate
+    (ECB or one of your manual rates) are listed in `unconverted`, never added to `total`.
+    Totals are rounded to the base currency's minor units; decimals are sent as strings."""
+    start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
+    return await answer(
+        request,
+        user,
+        MoneyStats,
+        lambda session: money.money_stats(
+            session=session, user=user, period=period, date_from=start, date_to=end
+        ),
+    )

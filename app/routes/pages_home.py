@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from app.deps import OptionalUser, SessionDep
+from app.services import money
 from app.static import static_url
 from app.templating import render
 
@@ -52,7 +53,9 @@ async def manifest() -> JSONResponse:
 
 @router.get("/healthz", tags=["operations"])
 async def healthz(session: SessionDep) -> JSONResponse:
-    """200 when the database answers, 503 when it does not."""
+    """200 when the database answers, 503 when it does not. `rates` says whether the
+    exchange rates are recent (ok), old or failing to refresh (stale), or absent (none):
+    informative, it never turns the status to error."""
     try:
         await session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
@@ -61,4 +64,5 @@ async def healthz(session: SessionDep) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": "30"},
         )
-    return JSONResponse({"status": "ok", "database": "ok"})
+    rates = await money.health(session)
+    return JSONResponse({"status": "ok", "database": "ok", "rates": rates})

@@ -17,9 +17,9 @@ from app.db import get_session
 from app.forms import query_day
 from app.models import User
 from app.schemas import DAY_MAX, DAY_MIN, DAY_RANGE
-from app.services import stats
+from app.services import money, stats
 from app.services.entries import today_for
-from app.templating import flash, render
+from app.templating import flash, render, request_locale
 from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
@@ -164,6 +164,7 @@ async def _dashboard(
             "active_days": sum(1 for d in figures.heatmap if d.count),
             "level": level,
         } | _charts(figures, user, span, by)
+        ctx |= await _money(request, session, user, *money.dashboard_range(today))
     await session.close()  # the connection goes back to the pool before rendering, not after
     return render(request, "insights/dashboard.html", ctx, status_code=status)
 
@@ -235,7 +236,7 @@ async def _review(
         # Never into the future: no link once the next period starts after the user's today.
         "next": (following, _period_name(period, following)) if following <= today else None,
         "today": today,
-    }
+    } | await _money(request, session, user, result.start, result.end)
     return render(request, "insights/review.html", ctx, status_code=status)
 
 
@@ -245,3 +246,13 @@ def _by_month(result: stats.Review) -> list[tuple[stats.Point, list[Any]]]:
     for entry in sorted(result.entries, key=lambda e: (e.day, e.id)):
         items.setdefault(entry.day.replace(day=1), []).append(entry)
     return [(m, items[m.start]) for m in result.by_month if m.count]
+
+
+async def _money(
+    request: Request, session: Any, user: User, start: date, end: date
+) -> dict[str, Any]:
+    """The context of insights/_money.html: the money of [start, end] by month."""
+    figures = await money.money_stats(
+        session=session, user=user, period="month", date_from=start, date_to=end
+    )
+    return {"money_stats": figures, "money_locale": request_locale(request)}

@@ -11,15 +11,22 @@ from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManag
 from app.forms import TIMEZONE_GROUPS, clip, email_problem, validation_errors
 from app.htmx import is_htmx, local_path, redirect
 from app.models import User
-from app.schemas import CURRENCIES, PreferencesUpdate
-from app.services import accounts, audit
+from app.schemas import CURRENCIES, ManualRateWrite, PreferencesUpdate, manual_currency
+from app.services import accounts, audit, money
 from app.templating import flash, render
 from app.web import PageUser, mail_after, origin
 
 router = APIRouter(include_in_schema=False)
 CURRENCY_CHOICES = sorted(CURRENCIES)
 Field = Annotated[str, Form()]
-ERRORS = ("errors", "pref_errors", "delete_errors", "email_errors", "confirm_errors")
+ERRORS = (
+    "errors",
+    "pref_errors",
+    "delete_errors",
+    "email_errors",
+    "confirm_errors",
+    "rate_errors",
+)
 CODE_ERRORS = {
     accounts.EmailChangeResult.INVALID: "That code is not right or has expired. "
     "Check the latest email, or ask for a new code above.",
@@ -45,6 +52,7 @@ async def _settings(request: Request, user: User, session: SessionDep, **ctx: An
             session=session, user=user, keep=_token(request), lifetime=lifetime
         ),
         "pending_email": await accounts.pending_email(session=session, user=user),
+        "manual_rates": await money.manual_rates(session=session, user=user),
         **ctx,
     }
     return render(
@@ -83,6 +91,39 @@ async def save_preferences(request: Request, user: PageUser, session: SessionDep
     )
     flash(request, "Preferences saved.")
     return redirect(request, "/settings")
+
+
+@router.post("/settings/rates")
+async def save_manual_rate(
+    request: Request, user: PageUser, session: SessionDep, currency: Field = "", rate: Field = ""
+) -> Response:
+    """A manual exchange rate (units of the currency per euro) for a currency the ECB does
+    not publish; the same checks as PUT /api/v1/rates/manual/{currency}."""
+    values = {"currency": clip(currency)[:10], "rate": clip(rate)[:40]}
+    errors: dict[str, str] = {}
+    try:
+        code = manual_currency(values["currency"])
+    except ValueError as exc:
+        errors["currency"] = str(exc)
+    try:
+        value = ManualRateWrite.model_validate({"rate": values["rate"].replace(",", ".")}).rate
+    except ValidationError:
+        errors["rate"] = "Enter how many units one euro buys, above 0, like 655.957."
+    if errors:
+        return await _settings(request, user, session, rate_errors=errors, rate_values=values)
+    await money.set_manual_rate(session=session, user=user, currency=code, rate=value)
+    flash(request, f"Rate for {code} saved.")
+    return redirect(request, "/settings#rates")
+
+
+@router.post("/settings/rates/delete")
+async def delete_manual_rate(
+    request: Request, user: PageUser, session: SessionDep, currency: Field = ""
+) -> Response:
+    code = clip(currency)[:3].upper()
+    if await money.delete_manual_rate(session=session, user=user, currency=code):
+        flash(request, f"Rate for {code} removed.")
+    return redirect(request, "/settings#rates")
 
 
 @router.post("/settings/theme")
