@@ -366,7 +366,7 @@ async def test_bad_parameters_get_a_clear_422(client, alice):
         "/api/v1/stats/money?date_from=0001-01-01&date_to=0001-01-05", headers=auth
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["msg"].startswith("Use a date between 1900 and 2999")
+    assert "Use a date between 1900 and 2999" in response.json()["detail"][0]["msg"]
     assert (await client.get("/api/v1/stats/money")).status_code == 401
 
 
