@@ -59,7 +59,8 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
     """uvicorn as a user runs it, on a database that `alembic upgrade head` created."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    db = tmp_path_factory.mktemp("live") / "live.sqlite3"
+    folder = tmp_path_factory.mktemp("live")
+    db = folder / "live.sqlite3"
     env = {
         **os.environ,
         "ENVIRONMENT": "development",
@@ -78,6 +79,7 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
         check=True,
         capture_output=True,
     )
+    log = (folder / "server.log").open("wb")
     server = subprocess.Popen(
         [
             str(bin_dir / "uvicorn"),
@@ -90,8 +92,9 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe nobody reads: a full pipe (64 kB of log lines) stops the server.
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until_healthy(base)
@@ -99,6 +102,7 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
 
 
 def wait_until_healthy(base: str) -> None:
