@@ -32,6 +32,10 @@ from tests.factories import make_user
 
 pytest_plugins = ["tests.browser.plugin"]  # Chromium and a live server, for any test module
 
+# The suite never calls out: no exchange-rate refresh in any app or server it starts (tests of
+# the rates point RATES_URL at a local server and switch it on themselves).
+os.environ["RATES_REFRESH"] = "false"
+
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -109,6 +113,7 @@ def make_settings(db_url: str, smtp_port: int, **overrides: Any) -> Settings:
         "smtp_timeout": 3.0,
         "cookie_secure": False,
         "redis_url": None,
+        "rates_refresh": False,
         # Development keeps every mail it sends; the suite's go to a folder of its own.
         "dev_mail_dir": Path(tempfile.gettempdir()) / f"successdiary-test-mail-{os.getpid()}",
         **overrides,

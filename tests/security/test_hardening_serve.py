@@ -106,7 +106,7 @@ def test_row34_a_head_over_64_kB_gets_431_and_the_connection_closes(served):
             sock.sendall(head(size))
             answer = read_answer(sock)
             assert answer.startswith(b"HTTP/1.1 200 "), (size, answer[:200])
-            assert answer.endswith(b'{"status":"ok","database":"ok"}'), answer[-200:]
+            assert b'{"status":"ok","database":"ok",' in answer, answer[-200:]
 
 
 def test_row34_a_huge_header_sent_in_pieces_is_refused_early(served):
@@ -214,7 +214,7 @@ def test_row34_no_websocket_upgrade_leaves_the_bounded_protocol(served, developi
             )
             answer = read_answer(sock)
         assert answer.startswith(b"HTTP/1.1 200 "), (url, answer[:200])
-        assert answer.endswith(b'{"status":"ok","database":"ok"}')
+        assert b'{"status":"ok","database":"ok",' in answer
 
 
 def test_row40_no_server_banner(served, developing):
