@@ -91,12 +91,38 @@
     }
   }
 
+  // One chart a task, so a tap is answered between two of them.
   function drawAll() {
-    document.querySelectorAll("canvas[data-chart]").forEach(draw);
+    var canvases = Array.prototype.slice.call(document.querySelectorAll("canvas[data-chart]"));
+    (function next() {
+      var canvas = canvases.shift();
+      if (!canvas) return;
+      draw(canvas);
+      setTimeout(next, 0);
+    })();
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    if (typeof Chart === "undefined") return;
+  // Chart.js (200 kB to evaluate) is fetched once the page has loaded, not before its first
+  // paint: the tables are already there, the charts come after. Other scripts (money.js) wait
+  // for it through successDiaryCharts.ready(callback).
+  var waiting = [];
+  var loaded = false;
+  window.successDiaryCharts = {
+    ready: function (then) { if (loaded) setTimeout(then, 0); else waiting.push(then); },
+  };
+  window.addEventListener("load", function () {
+    var me = document.querySelector("script[data-chartjs]");
+    if (!me || !document.querySelector("canvas")) return;
+    var script = document.createElement("script");
+    script.src = me.getAttribute("data-chartjs");
+    script.onload = function () {
+      loaded = true;
+      waiting.splice(0).forEach(function (then) { setTimeout(then, 0); });
+    };
+    document.head.appendChild(script);
+  });
+
+  window.successDiaryCharts.ready(function () {
     drawAll();
     // Redraw in the new colours when the theme changes.
     new MutationObserver(drawAll).observe(document.documentElement, { attributes: true, attributeFilter: ["class"] });

@@ -65,9 +65,11 @@
       });
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
+  // Chart.js comes once the page has loaded (dashboard.js fetches it).
+  if (!window.successDiaryCharts) return;
+  window.successDiaryCharts.ready(function () {
     var canvas = document.querySelector("canvas[data-money-chart]");
-    if (!canvas || typeof Chart === "undefined") return;
+    if (!canvas) return;
     draw(canvas);
     new MutationObserver(function () { draw(canvas); })
       .observe(document.documentElement, { attributes: true, attributeFilter: ["class"] });
