@@ -37,7 +37,7 @@ async def test_the_dashboard_shows_figures_streaks_heatmap_and_on_this_day(clien
         page = (await client.get("/dashboard")).text
     assert "Current streak: 3 days" in page and "Longest streak: 3 days" in page
     assert 'data-chart="timeline"' in page
-    assert re.search(r'src="/static/vendor/chart\.umd\.min\.[0-9a-f]{12}\.js"', page)
+    assert re.search(r'data-chartjs="/static/vendor/chart\.umd\.min\.[0-9a-f]{12}\.js"', page)
     assert "3 wins on 3 days of 2026." in page, "the heatmap's text alternative"
     assert "Sun 22 Nov 2026: 1 win" in page
     assert "Win on 2025-11-22" in page, "on this day, one year ago"
