@@ -5,6 +5,7 @@ one browser and the one server of the session. Tests that use Chromium are marke
 they skip when Chromium is missing, unless REQUIRE_BROWSER=1 (CI) makes that a failure.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -71,6 +72,16 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
         "SECRET_KEY": "browser-test-secret-key-0123456789-abcdefghij",
     }
     env.pop("REDIS_URL", None)
+    with uvicorn_server(env, folder, port) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def uvicorn_server(
+    env: dict[str, str], folder: Path, port: int, factory: str = "app.main:create_app"
+) -> Iterator[str]:
+    """uvicorn on 127.0.0.1:port, its database migrated first, its log in folder/server.log
+    (a file, not a pipe nobody reads: a full pipe, 64 kB of log lines, stops the server)."""
     bin_dir = Path(sys.executable).parent
     subprocess.run(
         [str(bin_dir / "alembic"), "upgrade", "head"],
@@ -79,30 +90,22 @@ def live_server(mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> I
         check=True,
         capture_output=True,
     )
-    log = (folder / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "uvicorn"),
-            "--factory",
-            "app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        # A file, not a pipe nobody reads: a full pipe (64 kB of log lines) stops the server.
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_healthy(base)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(bin_dir / "uvicorn"), "--factory", factory, "--host", "127.0.0.1"]
+    with (folder / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_healthy(base)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 def wait_until_healthy(base: str) -> None:

@@ -8,19 +8,15 @@ factory tests/browser/frozen_clock.py at the same instant the browser's clock sh
 
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
-from app.config import ROOT
-from tests.browser.plugin import sign_in, wait_until_healthy
+from tests.browser.plugin import sign_in, uvicorn_server
 from tests.browser.test_signup_flow import WATCH, expected, no_problems, shot
 from tests.conftest import free_port
 from tests.factories import PASSWORD
@@ -54,40 +50,9 @@ def newcomer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         FROZEN_CLOCK_AT=AT.isoformat(),
     )
     env.pop("REDIS_URL", None)
-    bin_dir = Path(sys.executable).parent
-    subprocess.run(
-        [str(bin_dir / "alembic"), "upgrade", "head"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"  # what uvicorn prints
-    log = (folder / "server.log").open("wb")
-    factory = "tests.browser.frozen_clock:create_app"
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "uvicorn"),
-            "--factory",
-            factory,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_healthy(base)
+    # uvicorn prints http://127.0.0.1:PORT, the address a newcomer opens.
+    with uvicorn_server(env, folder, free_port(), "tests.browser.frozen_clock:create_app") as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
     assert (folder / "dev-mail").is_dir(), "the outbox sits beside the SQLite database"
 
 
