@@ -51,7 +51,7 @@ from app.models import Category, Entry, ExchangeRate, ManualRate, User
 from app.models.base import utcnow
 from app.schemas import CurrencyAmount, MoneyCategory, MoneyPeriod, MoneyStats
 from app.services.entries import from_minor
-from app.services.stats import Period, _as_date, periods, week_start_of
+from app.services.stats import Period, as_date, periods, week_start_of
 
 log = logging.getLogger("app.rates")
 
@@ -470,13 +470,13 @@ async def money_stats(
     wins, found, book, latest = [], [], RateBook(), None
     for kind, day, cid, name, colour, currency, minor, n, rate in rows:
         if kind == 0:
-            wins.append((_as_date(day), cid, name, colour, currency, minor, n))
+            wins.append((as_date(day), cid, name, colour, currency, minor, n))
         elif kind == 1:
-            found.append((currency, _as_date(day), Decimal(rate)))
+            found.append((currency, as_date(day), Decimal(rate)))
         elif kind == 2:
             book.manual[currency] = Decimal(rate)
         elif day is not None:
-            latest = _as_date(day)
+            latest = as_date(day)
     for currency, day, rate in sorted(found):
         book.days.setdefault(currency, []).append(day)
         book.rates.setdefault(currency, []).append(rate)

@@ -131,7 +131,7 @@ def _month_expr(session: AsyncSession) -> ColumnElement[Any]:
     return cast(func.date_trunc("month", Entry.day), Date)
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
@@ -163,7 +163,7 @@ async def timeline(
         .where(*_live(user), col(Entry.day) >= date_from, col(Entry.day) <= date_to)
         .group_by(bucket)
     )
-    counts = {_as_date(b): n for b, n in (await session.execute(stmt)).all()}
+    counts = {as_date(b): n for b, n in (await session.execute(stmt)).all()}
     return [
         Point(start, counts.get(start, 0)) for start in periods(period, date_from, date_to, user)
     ]
@@ -227,7 +227,7 @@ async def mood_trend(
         .order_by(week)
     )
     return [
-        MoodPoint(_as_date(w), round(float(avg), 2), n)
+        MoodPoint(as_date(w), round(float(avg), 2), n)
         for w, avg, n in (await session.execute(stmt)).all()
     ]
 
@@ -249,7 +249,7 @@ async def streaks(
         island = (days.c.day - cast(number, Integer)).label("island")
     runs = select(days.c.day, island).subquery()
     stmt = select(func.min(runs.c.day), func.max(runs.c.day), func.count()).group_by(runs.c.island)
-    islands = [(_as_date(a), _as_date(b), n) for a, b, n in (await session.execute(stmt)).all()]
+    islands = [(as_date(a), as_date(b), n) for a, b, n in (await session.execute(stmt)).all()]
     return _longest_and_current(islands, date_to or today_for(user))
 
 
@@ -270,7 +270,7 @@ async def heatmap(*, session: AsyncSession, user: User, year: int) -> list[HeatD
         .where(*_live(user), col(Entry.day) >= first, col(Entry.day) <= last)
         .group_by(col(Entry.day))
     )
-    return _year_days(year, {_as_date(d): n for d, n in (await session.execute(stmt)).all()})
+    return _year_days(year, {as_date(d): n for d, n in (await session.execute(stmt)).all()})
 
 
 def _year_days(year: int, counts: dict[date, int]) -> list[HeatDay]:
@@ -415,9 +415,9 @@ async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
     active_categories = 0
     for kind, day, cid, name, colour, n, mood_sum, moods_n in (await session.execute(stmt)).all():
         if kind == 0:
-            per_day_counts[_as_date(day)] = n
+            per_day_counts[as_date(day)] = n
             if moods_n:
-                moods[_as_date(day)] = (int(mood_sum), moods_n)
+                moods[as_date(day)] = (int(mood_sum), moods_n)
         elif kind == 1:
             categories.append(CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", n))
         elif cid is not None:
