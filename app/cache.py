@@ -120,7 +120,11 @@ async def cached(
 
     A page (page=True) embeds the browser's CSRF token, which joins the key; JSON does not.
     """
-    if request.method not in SAFE_METHODS or _has_flashes(request):
+    if (
+        request.method not in SAFE_METHODS
+        or _has_flashes(request)
+        or not request.app.state.settings.answer_cache
+    ):
         return await build()
     token = _page_token(request) if page else ""
     if token is None:

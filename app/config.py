@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # The periodic refresh in the app's lifespan: on in production, off in development (and
     # so in the tests) unless set; `successdiary rates refresh` works in any case.
     rates_refresh: bool | None = None
+    # The answer cache (app/cache.py); off only to measure the first view after a change.
+    answer_cache: bool = True
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":

@@ -180,8 +180,9 @@ def _seed_money(conn: Any, heavy: uuid.UUID, today: date) -> None:
     conn.execute(update(users).where(users.c.id == heavy).values(base_currency="CHF"))
 
 
-def seed(url: str) -> Seeded:
-    """Fill a fresh database (see fresh_database) and return what went in."""
+def seed(url: str, heavy: int = HEAVY_YEARS * 365 * HEAVY_PER_DAY, others: int = ENTRIES - HEAVY_YEARS * 365 * HEAVY_PER_DAY) -> Seeded:
+    """Fill a fresh database (see fresh_database) and return what went in: `heavy` wins for
+    the heavy user (HEAVY_PER_DAY a day back from today), `others` shared by the rest."""
     started = time.perf_counter()
     engine = create_engine(sync_url(url))
     now, today = datetime.now(UTC), date.today()
@@ -196,14 +197,13 @@ def seed(url: str) -> Seeded:
     def categories_of(user_id: uuid.UUID) -> list[int]:
         return by_user[user_id.hex]
 
-    heavy = HEAVY_YEARS * 365 * HEAVY_PER_DAY
     user_days = [
         (ids[0], categories_of(ids[0]), today - timedelta(days=i // HEAVY_PER_DAY))
         for i in range(heavy)
     ]
-    others = ids[1:]
-    for i in range(ENTRIES - heavy):
-        user_id = others[i % len(others)]
+    rest = ids[1:]
+    for i in range(others):
+        user_id = rest[i % len(rest)]
         user_days.append((user_id, categories_of(user_id), today - timedelta(rng.randrange(730))))
     with engine.begin() as conn:
         for batch in _batches(_entries(user_days, now)):
@@ -221,4 +221,4 @@ def seed(url: str) -> Seeded:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does soon after a bulk load
     engine.dispose()
-    return Seeded(USERS, ENTRIES, heavy, time.perf_counter() - started)
+    return Seeded(USERS, heavy + others, heavy, time.perf_counter() - started)

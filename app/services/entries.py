@@ -7,6 +7,7 @@ The list and search each run as one SQL statement (entries, their category, high
 import base64
 import binascii
 import re
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -24,6 +25,7 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    text,
     update,
 )
 from sqlalchemy import column as sql_column
@@ -40,6 +42,9 @@ from app.services.text import MARK_END, MARK_START, parse_tags, plain_text
 
 UNDO_WINDOW = timedelta(minutes=10)
 PAGE_SIZE = 20
+RANKED = 500  # a search ranks the newest this many matches; older ones follow, newest first
+COUNT_CAP = 1_000  # "1,000+ wins match": counting further costs more than it tells
+PREFIX_TERMS = 30  # a last word that begins more index terms than this: FTS5 expands it
 FTS = table("entry_fts", sql_column("rowid"))
 FTS_TABLE: ColumnElement[str] = literal_column("entry_fts")
 PG_SEARCH: ColumnElement[str] = literal_column("entry.search")
@@ -93,7 +98,8 @@ class EntryView:
 class Page:
     items: list[EntryView]
     next_cursor: str | None
-    total: int | None = None  # search results: how many match in all
+    total: int | None = None  # search results: how many match (at most COUNT_CAP)
+    more: bool = False  # more than COUNT_CAP match
 
 
 def today_for(user: User) -> date:
@@ -366,53 +372,136 @@ async def _search(
     cursor: str | None,
     limit: int,
 ) -> Page:
+    """Ranked search in a bounded window: the newest RANKED matches are ranked (bm25 or
+    ts_rank), best first; older matches follow newest first. Highlights are made for the
+    page's rows only and the count stops past COUNT_CAP, so a word in most entries costs
+    about what a rare one does, whatever the size of the diary (docs/architecture.md)."""
     offset = _decode_offset_cursor(cursor) if cursor else 0
-    stmt = _filtered(visible_entries(user), user, filters)
-    if session.get_bind().dialect.name == "sqlite":
-        stmt = _sqlite_search(stmt, terms)
-    else:
-        stmt = _postgres_search(stmt, filters.q, terms)
-    # How many match in all, in the same statement (a window count stops FTS5's bm25).
-    matches = stmt.order_by(None).with_only_columns(col(Entry.id)).subquery()
-    stmt = stmt.add_columns(select(func.count()).select_from(matches).scalar_subquery())
-    rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    search: _SQLiteSearch | _PostgresSearch = (
+        await _SQLiteSearch.make(session, user, terms)
+        if sqlite
+        else _PostgresSearch(filters.q, terms)
+    )
+    matches = search.matches(_filtered(select(col(Entry.id)), user, filters), user)
+    # How many match (up to COUNT_CAP + 1), in the statement that ranks the window; newest
+    # first, as the window, so SQLite walks the index and stops (not a MATCH per entry).
+    capped = search.newest(matches).limit(COUNT_CAP + 1).subquery()
+    counted = select(func.count()).select_from(capped)
+    ids: list[int] = []
+    total = RANKED  # a cursor past the window came from a full one
+    if offset < RANKED:
+        scored = matches.add_columns(search.score().label("score"))
+        window = search.newest(scored).limit(RANKED).subquery()
+        ranked = (
+            select(window.c.id, counted.scalar_subquery())
+            .order_by(window.c.score, window.c.id.desc())
+            .offset(offset)
+            .limit(limit + 1)
+        )
+        found = (await session.execute(ranked)).all()
+        ids = [i for i, _ in found]
+        total = found[0][1] if found else 0
+    if len(ids) <= limit and total >= RANKED:  # the older matches, newest first
+        older = search.newest(matches).offset(RANKED + max(0, offset - RANKED))
+        ids += await session.scalars(older.limit(limit + 1 - len(ids)))
+    shown = ids[:limit]
+    rows = {e.id: (e, c, t, h) for e, c, t, h in await session.execute(search.rows(user, shown))}
     items = [
         EntryView(e, c, _marked(title), _marked(plain_text(snippet)))
-        for e, c, title, snippet, _ in rows[:limit]
+        for e, c, title, snippet in (rows[i] for i in shown if i in rows)
     ]
-    next_cursor = _encode(f"o:{offset + limit}") if len(rows) > limit else None
-    return Page(items, next_cursor, total=rows[0][-1] if rows else 0)
+    next_cursor = _encode(f"o:{offset + limit}") if len(ids) > limit else None
+    return Page(items, next_cursor, total=min(total, COUNT_CAP), more=total > COUNT_CAP)
 
 
-def _sqlite_search(stmt: Select, terms: list[str]) -> Select:
-    """FTS5 with porter stemming: every word must match; the last one may be a prefix."""
-    match = " ".join(f'"{t}"' for t in terms) + "*"
-    return (
-        stmt.join(FTS, FTS.c.rowid == col(Entry.id))
-        .where(FTS_TABLE.op("MATCH")(match))
-        .add_columns(
-            func.highlight(FTS_TABLE, 0, MARK_START, MARK_END),
-            func.snippet(FTS_TABLE, 1, MARK_START, MARK_END, "…", 24),
+class _SQLiteSearch:
+    """FTS5 with porter stemming: every word must match, the last one also as a prefix. The
+    prefix is expanded to the index's own terms first (fts5vocab): FTS5 merges a prefix's
+    posting lists on every query, which cost more than the rest of the search."""
+
+    def __init__(self, match: str) -> None:
+        self.match = FTS_TABLE.op("MATCH")(match)
+
+    @classmethod
+    async def make(cls, session: AsyncSession, user: User, terms: list[str]) -> "_SQLiteSearch":
+        *whole, last = terms
+        words = [f'"{t}"' for t in whole]
+        prefix = "".join(
+            c for c in unicodedata.normalize("NFKD", last.lower()) if not unicodedata.combining(c)
         )
-        .order_by(func.bm25(FTS_TABLE, 10.0, 1.0, 5.0), col(Entry.id).desc())
-    )
+        found = list(
+            await session.scalars(
+                text(
+                    "SELECT term FROM entry_fts_terms WHERE term >= :low AND term < :high LIMIT :n"
+                ),
+                {"low": prefix, "high": prefix + "\U0010ffff", "n": PREFIX_TERMS + 1},
+            )
+        )
+        if len(found) > PREFIX_TERMS:  # a short prefix: FTS5's own expansion
+            words.append(f'"{last}"*')
+        else:
+            words.append("(" + " OR ".join([f'"{last}"', *(f'"{t}"' for t in found)]) + ")")
+        owner = " ".join(re.findall(r"\w+", str(user.id)))
+        return cls(f'user_id:"{owner}" AND ' + " AND ".join(words))
+
+    def matches(self, stmt: Select, user: User) -> Select:
+        return stmt.join(FTS, FTS.c.rowid == col(Entry.id)).where(
+            self.match, col(Entry.user_id) == user.id, col(Entry.deleted_at).is_(None)
+        )
+
+    def score(self) -> ColumnElement[float]:
+        return func.bm25(FTS_TABLE, 10.0, 1.0, 5.0, 0.0)  # lower is better
+
+    def newest(self, stmt: Select) -> Select:
+        return stmt.order_by(FTS.c.rowid.desc())
+
+    def rows(self, user: User, ids: list[int]) -> Select:
+        """The entries of a page with their highlighted title and snippet."""
+        return (
+            visible_entries(user)
+            .join(FTS, FTS.c.rowid == col(Entry.id))
+            .where(self.match, FTS.c.rowid.in_(ids))
+            .add_columns(
+                func.highlight(FTS_TABLE, 0, MARK_START, MARK_END),
+                func.snippet(FTS_TABLE, 1, MARK_START, MARK_END, "…", 24),
+            )
+        )
 
 
-def _postgres_search(stmt: Select, q: str, terms: list[str]) -> Select:
+class _PostgresSearch:
     """tsvector ranking: plain words match as you type (the last a prefix), else websearch."""
-    query: ColumnElement[str]
-    if re.fullmatch(r"[\w\s]+", q):
-        query = func.to_tsquery("english", " & ".join(terms) + ":*")
-    else:
-        query = func.websearch_to_tsquery("english", q[:500])
-    return (
-        stmt.where(PG_SEARCH.op("@@")(query))
-        .add_columns(
-            func.ts_headline("english", col(Entry.title), query, PG_HEADLINE),
-            func.ts_headline("english", col(Entry.body), query, PG_SNIPPET),
+
+    def __init__(self, q: str, terms: list[str]) -> None:
+        self.query: ColumnElement[str]
+        if re.fullmatch(r"[\w\s]+", q):
+            self.query = func.to_tsquery("english", " & ".join(terms) + ":*")
+        else:
+            self.query = func.websearch_to_tsquery("english", q[:500])
+
+    def matches(self, stmt: Select, user: User) -> Select:
+        return stmt.where(
+            PG_SEARCH.op("@@")(self.query),
+            col(Entry.user_id) == user.id,
+            col(Entry.deleted_at).is_(None),
         )
-        .order_by(func.ts_rank(PG_SEARCH, query).desc(), col(Entry.id).desc())
-    )
+
+    def score(self) -> ColumnElement[float]:
+        return -func.ts_rank(PG_SEARCH, self.query)  # lower is better, as bm25's
+
+    def newest(self, stmt: Select) -> Select:
+        return stmt.order_by(col(Entry.day).desc(), col(Entry.id).desc())
+
+    def rows(self, user: User, ids: list[int]) -> Select:
+        """The entries of a page with their highlighted title and snippet."""
+        return (
+            visible_entries(user)
+            .where(col(Entry.id).in_(ids))
+            .add_columns(
+                func.ts_headline("english", col(Entry.title), self.query, PG_HEADLINE),
+                func.ts_headline("english", col(Entry.body), self.query, PG_SNIPPET),
+            )
+        )
 
 
 def _marked(text: str | None) -> Markup | None:
