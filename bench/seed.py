@@ -180,7 +180,11 @@ def _seed_money(conn: Any, heavy: uuid.UUID, today: date) -> None:
     conn.execute(update(users).where(users.c.id == heavy).values(base_currency="CHF"))
 
 
-def seed(url: str, heavy: int = HEAVY_YEARS * 365 * HEAVY_PER_DAY, others: int = ENTRIES - HEAVY_YEARS * 365 * HEAVY_PER_DAY) -> Seeded:
+def seed(
+    url: str,
+    heavy: int = HEAVY_YEARS * 365 * HEAVY_PER_DAY,
+    others: int = ENTRIES - HEAVY_YEARS * 365 * HEAVY_PER_DAY,
+) -> Seeded:
     """Fill a fresh database (see fresh_database) and return what went in: `heavy` wins for
     the heavy user (HEAVY_PER_DAY a day back from today), `others` shared by the rest."""
     started = time.perf_counter()
