@@ -6,6 +6,7 @@ password change and reset revoke them for real. Only a SHA-256 of each token is 
 
 import base64
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -36,8 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from zxcvbn import zxcvbn
 
 from app.config import Settings, settings
-from app.db import SAFE_METHODS, get_session
-from app.lookup import RecentUses, SessionLookup
+from app.db import get_session
 from app.mail import MailJob
 from app.models import AccessToken, User
 from app.models.base import utcnow
@@ -125,6 +125,33 @@ def hash_token(token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+class RecentUses:
+    """The sessions this process recorded as used in the last TOUCH_EVERY seconds: GETs read
+    through read-only connections, so a session's last use is written by a separate write
+    (app.auth.note_use), and at most once per session and period, not on every request."""
+
+    TOUCH_EVERY = 300.0
+    KEEP = 50_000  # past this many, forget the ones recorded longer ago than TOUCH_EVERY
+
+    def __init__(self) -> None:
+        self.recorded: dict[str, float] = {}
+
+    def mark(self, hashed: str) -> None:
+        """The session was recorded as used just now (a new session is)."""
+        self.recorded[hashed] = time.monotonic()
+
+    def due(self, hashed: str) -> bool:
+        """True (and marked) when the session's use should be recorded now."""
+        now = time.monotonic()
+        if now - self.recorded.get(hashed, -self.TOUCH_EVERY) < self.TOUCH_EVERY:
+            return False
+        if len(self.recorded) >= self.KEEP:
+            cut = now - self.TOUCH_EVERY
+            self.recorded = {h: t for h, t in self.recorded.items() if t >= cut}
+        self.recorded[hashed] = now
+        return True
+
+
 class HashedDatabaseStrategy(DatabaseStrategy[User, uuid.UUID, AccessToken]):
     def __init__(self, database: Any, lifetime_seconds: int, uses: RecentUses) -> None:
         super().__init__(database, lifetime_seconds=lifetime_seconds)
@@ -166,7 +193,7 @@ def get_strategy(
     return HashedDatabaseStrategy(
         db,
         lifetime_seconds=state.settings.session_lifetime_seconds,
-        uses=state.session_lookup.uses,
+        uses=state.recent_uses,
     )
 
 
@@ -198,12 +225,8 @@ SESSION_LOOKUP = (
 
 
 async def _sessions_of(request: Request, params: dict[str, Any]) -> dict[str, User]:
-    """The users behind the given token hashes, keyed by hash. GET and HEAD read them through
-    app.lookup (no write can follow); a write loads them into the request's session, where
-    the change it makes is tracked."""
-    if request.method in SAFE_METHODS:
-        lookup: SessionLookup = request.app.state.session_lookup
-        return await lookup.users(params["hashes"], params["since"], params["used_since"])
+    """The users behind the given token hashes, keyed by hash, loaded into the request's
+    session (read-only for GET and HEAD), where a write's change to them is tracked."""
     session = await get_session(request)
     result = await session.execute(SESSION_LOOKUP, params)
     return {hashed: user for user, hashed in result.all()}
@@ -246,7 +269,7 @@ def note_use(request: Request, hashed: str) -> None:
     """Record that the session was used, at most every few minutes (RecentUses.TOUCH_EVERY),
     through the write engine after the answer: the read path stays read-only."""
     state = request.app.state
-    if state.session_lookup.uses.due(hashed):
+    if state.recent_uses.due(hashed):
         state.background.spawn(_record_use(state.sessionmaker, hashed))
 
 

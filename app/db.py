@@ -1,24 +1,18 @@
 """Database engines and sessions. SQLite gets WAL, foreign keys and a busy timeout.
 
 GET and HEAD requests read through a second engine whose connections refuse writes, so a
-write in a GET fails loudly. On SQLite its connections run on the event loop's own thread: a
-WAL reader never waits for a lock, and a few hundred microseconds of query cost less than
-aiosqlite's thread hop on every call (about 1 ms a statement). Everything else (forms, the
-API's writes, background jobs, exports) keeps aiosqlite's worker threads, where waiting for
-the write lock never blocks the loop. On PostgreSQL the read connections run in autocommit.
+write in a GET fails loudly (SQLite: query_only; PostgreSQL: read-only, in autocommit). The
+session lookup, pages and API reads all go through the ORM on these two engines: one way
+to the database (docs/architecture.md, "The read path").
 """
 
 import asyncio
 import re
 import sqlite3
-from collections.abc import Callable, Generator
-from functools import partial
 from typing import Any
 
-import aiosqlite
 from fastapi import Request
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -118,36 +112,8 @@ def _postgres_engine(url: str, **options: Any) -> AsyncEngine:
     )
 
 
-# PostgreSQL connections that refuse writes (GETs' engine, and app.lookup's connection).
+# PostgreSQL connections that refuse writes (the engine GETs read through).
 READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"
-
-
-class InlineConnection(aiosqlite.Connection):
-    """aiosqlite's interface, run on the calling thread instead of a worker thread."""
-
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
-        super().__init__(connector, iter_chunk_size=64)
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self._connection is None:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-    def __await__(self) -> Generator[Any, None, "InlineConnection"]:
-        self._connection = self._connector()
-        return self._itself().__await__()
-
-    async def _itself(self) -> "InlineConnection":
-        return self
-
-    def stop(self) -> None:
-        self._running = False
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    async def close(self) -> None:
-        self.stop()
 
 
 def read_only(connection: sqlite3.Connection) -> sqlite3.Connection:
@@ -156,23 +122,24 @@ def read_only(connection: sqlite3.Connection) -> sqlite3.Connection:
 
 
 def make_read_engine(url: str) -> AsyncEngine:
-    """The engine GET requests read through, where a write fails. On SQLite inline
-    connections (see above); on PostgreSQL read-only connections in autocommit, so a read
-    costs its own round trip and no BEGIN and ROLLBACK around it."""
+    """The engine GET requests read through, where a write fails: SQLite connections with
+    query_only on; PostgreSQL read-only connections in autocommit, so a read costs its own
+    round trip and no BEGIN and ROLLBACK around it."""
     if not url.startswith("sqlite"):
         return _postgres_engine(
             url,
             isolation_level="AUTOCOMMIT",
             connect_args={"options": READ_ONLY_OPTIONS},
         )
-    database = make_url(url).database or ""
-    connect = partial(sqlite3.connect, database, timeout=5, check_same_thread=False)
-
-    async def connector() -> InlineConnection:
-        return await InlineConnection(lambda: read_only(connect()))
-
-    engine = create_async_engine(url, async_creator=connector, pool_timeout=POOL_TIMEOUT_SECONDS)
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 5},
+        pool_size=SQLITE_POOL[0],
+        max_overflow=SQLITE_POOL[1],
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
     event.listen(engine.sync_engine, "connect", sqlite_on_connect)
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: read_only(conn))
     return engine
 
 
@@ -189,7 +156,7 @@ def make_gate(engine: AsyncEngine) -> asyncio.Semaphore:
     as many as the pool holds. Waiting in SQLAlchemy's pool instead is not fair (a request
     that has just arrived can take the connection a waiting one was woken for, which then
     queues again at the back): with 1,000 connections on PostgreSQL some waited over 30 s
-    while most were answered in 0.1 s. SQLite's inline reads need none: they never wait."""
+    while most were answered in 0.1 s."""
     capacity = POSTGRES_POOL if engine.dialect.name == "postgresql" else SQLITE_POOL
     return asyncio.Semaphore(sum(capacity))
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
+from app.auth import RecentUses
 from app.background import Background, repeat
 from app.cache import AnswerCache
 from app.config import Settings
@@ -29,7 +30,6 @@ from app.db import (
     make_sessionmaker,
 )
 from app.htmx import redirect
-from app.lookup import make_session_lookup
 from app.observability import NoteRoute, Observe, configure_logging, route_templates, watch_pool
 from app.observability import router as metrics_router
 from app.ratelimit import AuthLimiter
@@ -114,7 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
-        await app.state.session_lookup.close()
 
     app = FastAPI(
         title="SuccessDiary API",
@@ -133,10 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.read_engine = make_read_engine(settings.database_url)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
-    app.state.session_lookup = make_session_lookup(
-        settings.database_url, app.state.read_engine.dialect
-    )
-    app.state.read_gate = None if settings.is_sqlite else make_gate(app.state.read_engine)
+    app.state.recent_uses = RecentUses()
+    app.state.read_gate = make_gate(app.state.read_engine)
     app.state.write_gate = make_gate(app.state.engine)
     watch_pool(app.state.engine)
     app.state.answers = AnswerCache()

@@ -279,7 +279,7 @@ async def test_row40_a_session_idle_longer_than_the_setting_is_over(
 async def test_row40_use_is_recorded_at_most_every_few_minutes(app, client, session, alice):
     await sign_in(client, "alice@example.com")
     hashed = hash_token(client.cookies["sd_session"])
-    uses = app.state.session_lookup.uses
+    uses = app.state.recent_uses
     await idle_for(session, client, timedelta(days=3))
     await client.get("/settings")
     await settle(app)
