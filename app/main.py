@@ -29,6 +29,7 @@ from app.db import (
     make_read_engine,
     make_sessionmaker,
 )
+from app.deps import LoginRequired, error_page_user
 from app.htmx import redirect
 from app.observability import NoteRoute, Observe, configure_logging, route_templates, watch_pool
 from app.observability import router as metrics_router
@@ -58,7 +59,6 @@ from app.services import money
 from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
-from app.web import LoginRequired, error_page_user
 
 log = logging.getLogger("app")
 

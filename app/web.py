@@ -1,45 +1,18 @@
-"""Helpers shared by routes: login requirement for pages, client address, mail after the answer."""
+"""Helpers shared by routes: client address, mail and the audit trail after the answer."""
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.auth import find_session, request_tokens, signed_in
 from app.mail import MailJob
 from app.models import User
 from app.services import accounts, audit, export
-
-
-class LoginRequired(Exception):
-    def __init__(self, next_url: str) -> None:
-        self.next_url = next_url
-
-
-async def page_user(request: Request) -> User:
-    """The signed-in user of a page, or a redirect to sign in. One dependency layer, not the
-    API's four (FastAPI's per-layer cost was a quarter of a cached page's, measured)."""
-    cookie, bearer = request_tokens(request)
-    user = signed_in(await find_session(request, cookie, bearer))
-    if user is None:
-        raise LoginRequired(request.url.path)
-    return user
-
-
-async def error_page_user(request: Request) -> User | None:
-    """The signed-in user for an error page (their navigation and theme), or None: an error
-    page never fails because the session could not be looked up."""
-    cookie, bearer = request_tokens(request)
-    if cookie is None and bearer is None:
-        return None
-    try:
-        return signed_in(await find_session(request, cookie, bearer))
-    except Exception:  # the page it explains matters more than its menu
-        return None
+from app.services.importer import ImportProblem
 
 
 def client_ip(request: Request) -> str:
@@ -99,9 +72,6 @@ def audit_login(
         )
 
 
-PageUser = Annotated[User, Depends(page_user)]
-
-
 EXPORTS_BUSY = (
     f"{export.EXPORTS_AT_ONCE} exports or print views of your diary are already on their way. "
     "Wait for one to finish, then try again."
@@ -126,3 +96,14 @@ class ExportResponse(StreamingResponse):
             close = getattr(self.body_iterator, "aclose", None)
             if close is not None:
                 await close()
+
+
+async def read_upload(request: Request, file: UploadFile) -> bytes:
+    """An uploaded import file, up to MAX_IMPORT_BYTES (ImportProblem past it, or empty)."""
+    limit = request.app.state.settings.max_import_bytes
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise ImportProblem([f"{file.filename}: the file is larger than {limit // 1_000_000} MB."])
+    if not content:
+        raise ImportProblem([f"{file.filename or 'the file'}: it is empty."])
+    return content

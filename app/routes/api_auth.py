@@ -17,13 +17,12 @@ from fastapi_users.exceptions import (
 
 from app.auth import (
     User,
-    current_user_token,
     password_helper,
     password_problem,
     session_cookie,
     sign_in,
 )
-from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
+from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep, UserToken
 from app.forms import clip
 from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
 from app.services import accounts
@@ -32,7 +31,6 @@ from app.web import after_response, audit_after, audit_login, client_ip
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 LoginForm = Annotated[OAuth2PasswordRequestForm, Depends()]
-UserToken = Annotated[tuple[User, str], Depends(current_user_token)]
 
 CODE_SENT = "If this address can sign up, a 6-digit code is on its way to it."
 RESET_SENT = "If an account uses this address, a link to reset the password is on its way."

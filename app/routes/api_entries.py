@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, sta
 
 from app.deps import CurrentUser, SessionDep
 from app.models import Entry
-from app.schemas import ID_MAX, CategoryRef, Day, EntryCreate, EntryPage, EntryRead, EntryUpdate
+from app.schemas import ID_MAX, Day, EntryCreate, EntryPage, EntryRead, EntryUpdate
 from app.services import entries
 from app.services.entries import EntryChanged, EntryProblem, EntryView, Filters
 
@@ -53,27 +53,6 @@ def stale(entry: Entry) -> HTTPException:
     return HTTPException(412, "ENTRY_CHANGED", headers={"ETag": etag(entry)})
 
 
-def entry_read(view: EntryView) -> EntryRead:
-    entry, category = view.entry, view.category
-    assert entry.id is not None
-    return EntryRead(
-        id=entry.id,
-        day=entry.day,
-        title=entry.title,
-        body=entry.body,
-        body_html=entry.body_html,
-        category=CategoryRef(id=category.id, name=category.name, colour=category.colour)
-        if category and category.id is not None
-        else None,
-        mood=entry.mood,
-        tags=entry.tag_list,
-        amount=view.amount,
-        currency=entry.currency,
-        created_at=entry.created_at,
-        updated_at=entry.updated_at,
-    )
-
-
 def problem(exc: EntryProblem) -> HTTPException:
     return HTTPException(
         422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
@@ -110,7 +89,7 @@ async def list_entries(
         raise HTTPException(
             422, [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
         ) from exc
-    return EntryPage(items=[entry_read(v) for v in page.items], next_cursor=page.next_cursor)
+    return EntryPage(items=[v.read() for v in page.items], next_cursor=page.next_cursor)
 
 
 async def _owned(session: SessionDep, user: CurrentUser, entry_id: int) -> Entry:
@@ -125,7 +104,7 @@ async def _answer(
 ) -> EntryRead:
     view = await _view(session, user, entry_id)
     response.headers["ETag"] = etag(view.entry)
-    return entry_read(view)
+    return view.read()
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 from app.deps import CurrentUser, SessionDep
 from app.services import importer
 from app.services.importer import ImportProblem
+from app.web import read_upload
 
 
 class ImportResult(BaseModel):
@@ -21,16 +22,6 @@ class ImportResult(BaseModel):
 
 
 router = APIRouter(tags=["export"])
-
-
-async def read_upload(request: Request, file: UploadFile) -> bytes:
-    limit = request.app.state.settings.max_import_bytes
-    content = await file.read(limit + 1)
-    if len(content) > limit:
-        raise ImportProblem([f"{file.filename}: the file is larger than {limit // 1_000_000} MB."])
-    if not content:
-        raise ImportProblem([f"{file.filename or 'the file'}: it is empty."])
-    return content
 
 
 @router.post(

@@ -17,7 +17,6 @@ from starlette.responses import Response
 from app.cache import cached
 from app.db import get_session
 from app.deps import CurrentUser
-from app.routes.api_entries import entry_read
 from app.schemas import DAY_MIN, EntryRead, MoneyStats, Year
 from app.schemas import Day as InRange
 from app.services import money, stats
@@ -178,7 +177,7 @@ async def on_this_day(request: Request, user: CurrentUser) -> Response:
     """Your wins from today's date in earlier years."""
 
     async def figures(session: AsyncSession) -> list[EntryRead]:
-        return [entry_read(v) for v in await stats.on_this_day(session=session, user=user)]
+        return [v.read() for v in await stats.on_this_day(session=session, user=user)]
 
     return await answer(request, user, list[EntryRead], figures)
 

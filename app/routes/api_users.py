@@ -3,8 +3,7 @@
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.deps import CurrentUser, LimiterDep, SessionDep, SettingsDep, UserManagerDep
-from app.routes.api_auth import UserToken
+from app.deps import CurrentUser, LimiterDep, SessionDep, SettingsDep, UserManagerDep, UserToken
 from app.schemas import (
     Accepted,
     Activity,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from app.deps import SessionDep
+from app.deps import PageUser, SessionDep
 from app.forms import validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import Category, User
@@ -14,7 +14,6 @@ from app.schemas import CategoryCreate, CategoryUpdate
 from app.services import categories
 from app.services.categories import CategoryProblem
 from app.templating import flash, render
-from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
 Field = Annotated[str, Form()]

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.cache import cached
 from app.db import get_session
-from app.deps import SessionDep
+from app.deps import PageUser, SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import User
@@ -24,7 +24,6 @@ from app.schemas import EntryCreate, EntryUpdate, parse_day
 from app.services import entries
 from app.services.entries import EntryProblem, Filters
 from app.templating import flash, render
-from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
 FIELDS = ("day", "title", "body", "category_id", "mood", "tags", "amount", "currency")

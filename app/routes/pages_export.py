@@ -19,18 +19,17 @@ from fastapi.responses import StreamingResponse
 from markupsafe import escape
 from starlette.responses import Response
 
-from app.deps import SessionDep
+from app.deps import PageUser, SessionDep
 from app.forms import query_day
 from app.htmx import redirect
 from app.models import User
-from app.routes.api_import import read_upload
 from app.schemas import DAY_MIN
 from app.security import form_token_valid
 from app.services import export, importer
 from app.services.entries import today_for
 from app.services.importer import ImportProblem
 from app.templating import flash, pop_flashes, render, templates
-from app.web import EXPORTS_BUSY, ExportResponse, PageUser, audit_after
+from app.web import EXPORTS_BUSY, ExportResponse, audit_after, read_upload
 
 router = APIRouter(include_in_schema=False)
 PENDING = Path(tempfile.gettempdir()) / "successdiary-imports"

@@ -14,13 +14,13 @@ from starlette.responses import Response
 
 from app.cache import cached
 from app.db import get_session
+from app.deps import PageUser
 from app.forms import query_day
 from app.models import User
 from app.schemas import DAY_MAX, DAY_MIN, DAY_RANGE
 from app.services import money, stats
 from app.services.entries import today_for
 from app.templating import flash, render, request_locale
-from app.web import PageUser
 
 router = APIRouter(include_in_schema=False)
 Period = Literal["week", "month", "year"]

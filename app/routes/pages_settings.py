@@ -7,14 +7,14 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.auth import session_cookie, start_session
-from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
+from app.deps import LimiterDep, PageUser, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import TIMEZONE_GROUPS, clip, email_problem, validation_errors
 from app.htmx import is_htmx, local_path, redirect
 from app.models import User
 from app.schemas import CURRENCIES, ManualRateWrite, PreferencesUpdate, manual_currency
 from app.services import accounts, audit, money
 from app.templating import flash, render
-from app.web import PageUser, mail_after, origin
+from app.web import mail_after, origin
 
 router = APIRouter(include_in_schema=False)
 CURRENCY_CHOICES = sorted(CURRENCIES)

@@ -14,10 +14,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
+from typing import Any, cast
 
 from anyio import to_thread
 from email_validator import EmailNotValidError, validate_email
-from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,12 @@ log = logging.getLogger("app.accounts")
 
 CODE_TTL = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
 
 
 class LoginResult(Enum):
@@ -245,8 +251,10 @@ async def login(
     email = normalise_email(email)
     if not await limiter.login_attempt(email, ip):
         return LoginResult.RATE_LIMITED, None
-    credentials = OAuth2PasswordRequestForm(username=email, password=password[:1024])
-    user = await manager.authenticate(credentials)
+    # fastapi-users reads only these two fields of its login form (timing-safe for unknown
+    # addresses): plain values here, no HTTP form object in the service.
+    credentials = Credentials(username=email, password=password[:1024])
+    user = await manager.authenticate(cast(Any, credentials))
     if user is None or not user.is_active:
         return LoginResult.BAD_CREDENTIALS, None
     await limiter.login_succeeded(email, ip)

@@ -36,7 +36,15 @@ from sqlmodel import col
 from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
-from app.schemas import ID_MAX, EntryCreate, EntryFields, EntryUpdate, parse_day
+from app.schemas import (
+    ID_MAX,
+    CategoryRef,
+    EntryCreate,
+    EntryFields,
+    EntryRead,
+    EntryUpdate,
+    parse_day,
+)
 from app.services.categories import get_category
 from app.services.text import MARK_END, MARK_START, parse_tags, plain_text
 
@@ -92,6 +100,27 @@ class EntryView:
     @property
     def amount(self) -> Decimal | None:
         return from_minor(self.entry.amount_minor, self.entry.currency)
+
+    def read(self) -> EntryRead:
+        """The entry as the API answers it."""
+        entry, category = self.entry, self.category
+        assert entry.id is not None
+        return EntryRead(
+            id=entry.id,
+            day=entry.day,
+            title=entry.title,
+            body=entry.body,
+            body_html=entry.body_html,
+            category=CategoryRef(id=category.id, name=category.name, colour=category.colour)
+            if category and category.id is not None
+            else None,
+            mood=entry.mood,
+            tags=entry.tag_list,
+            amount=self.amount,
+            currency=entry.currency,
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+        )
 
 
 @dataclass
