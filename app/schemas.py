@@ -84,6 +84,11 @@ UNREADABLE_BODY = _problem(
 SIGNED_OUT = _problem("UNAUTHORIZED: no valid session cookie or bearer token.")
 
 
+def validation_error(where: str, field: str, message: str) -> dict[str, Any]:
+    """One error of a 422, in FastAPI's own shape (the one the API documents)."""
+    return {"loc": [where, field], "msg": message, "type": "value_error"}
+
+
 def document_common_answers(openapi: dict[str, Any]) -> dict[str, Any]:
     """Add the answers FastAPI leaves out: 400 where a body is read, 401 where a session is."""
     for operations in openapi.get("paths", {}).values():

@@ -16,6 +16,7 @@ from itsdangerous.url_safe import URLSafeSerializer
 from starlette.requests import Request
 
 from app.config import Settings
+from app.schemas import validation_error
 from app.templating import templates
 
 Scope = MutableMapping[str, Any]
@@ -346,7 +347,7 @@ class NoNulInQuery:
         if b"%00" in query or b"\x00" in query:
             pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
             name = next((k for k, v in pairs if "\x00" in k + v), "")
-            error = {"loc": ["query", name], "msg": NUL_IN_QUERY, "type": "value_error"}
+            error = validation_error("query", name, NUL_IN_QUERY)
             await _refuse(scope, send, 422, [error], NUL_IN_QUERY)
             return
         await self.app(scope, receive, send)

@@ -2,17 +2,38 @@
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import Request, UploadFile
+from fastapi import HTTPException, Request, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.mail import MailJob
 from app.models import User
-from app.services import accounts, audit, export
+from app.schemas import validation_error
+from app.services import Problem, accounts, audit, export
 from app.services.importer import ImportProblem
+
+T = TypeVar("T")
+
+
+def owned_or_404(row: T | None, detail: str | None = None) -> T:
+    """What a service found among the user's own rows (services filter by owner), or 404:
+    another user's id answers as a missing one, never a 403 that confirms it exists."""
+    if row is None:
+        raise HTTPException(404, detail)
+    return row
+
+
+def unprocessable(where: str, field: str, message: str) -> HTTPException:
+    """The API's 422 for one field: `where` is "body", "query" or "path"."""
+    return HTTPException(422, [validation_error(where, field, message)])
+
+
+def invalid(problem: Problem, where: str = "body") -> HTTPException:
+    """The API's 422 for what a service refused."""
+    return unprocessable(where, problem.field, problem.message)
 
 
 def client_ip(request: Request) -> str:

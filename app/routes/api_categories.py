@@ -2,25 +2,19 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, Path, Response, status
 
 from app.deps import CurrentUser, SessionDep
 from app.models import Category
 from app.schemas import ID_MAX, CategoryCreate, CategoryRead, CategoryUpdate
-from app.services import categories
-from app.services.categories import CategoryProblem
+from app.services import Problem, categories
+from app.web import invalid, owned_or_404
 
 router = APIRouter(prefix="/categories", tags=["categories"])
 CategoryId = Annotated[int, Path(ge=1, le=ID_MAX)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "CATEGORY_NOT_FOUND: no such category among yours"}
 }
-
-
-def problem(exc: CategoryProblem) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-    )
 
 
 def category_read(category: Category, count: int = 0) -> CategoryRead:
@@ -32,9 +26,7 @@ def category_read(category: Category, count: int = 0) -> CategoryRead:
 
 async def _owned(session: SessionDep, user: CurrentUser, category_id: int) -> Category:
     category = await categories.get_category(session=session, user=user, category_id=category_id)
-    if category is None:
-        raise HTTPException(404, "CATEGORY_NOT_FOUND")
-    return category
+    return owned_or_404(category, "CATEGORY_NOT_FOUND")
 
 
 @router.get("")
@@ -52,8 +44,8 @@ async def create_category(
         category = await categories.create_category(
             session=session, user=user, name=body.name, colour=body.colour
         )
-    except CategoryProblem as exc:
-        raise problem(exc) from exc
+    except Problem as exc:
+        raise invalid(exc) from exc
     return category_read(category)
 
 
@@ -72,8 +64,8 @@ async def update_category(
             await categories.update_category(
                 session=session, user=user, category=category, name=body.name, colour=body.colour
             )
-    except CategoryProblem as exc:
-        raise problem(exc) from exc
+    except Problem as exc:
+        raise invalid(exc) from exc
     return category_read(category)
 
 

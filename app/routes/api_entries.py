@@ -13,8 +13,9 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, sta
 from app.deps import CurrentUser, SessionDep
 from app.models import Entry
 from app.schemas import ID_MAX, Day, EntryCreate, EntryPage, EntryRead, EntryUpdate
-from app.services import entries
-from app.services.entries import EntryChanged, EntryProblem, EntryView, Filters
+from app.services import Problem, entries
+from app.services.entries import EntryChanged, EntryView, Filters
+from app.web import invalid, owned_or_404
 
 router = APIRouter(prefix="/entries", tags=["entries"])
 EntryId = Annotated[int, Path(ge=1, le=ID_MAX)]
@@ -53,17 +54,9 @@ def stale(entry: Entry) -> HTTPException:
     return HTTPException(412, "ENTRY_CHANGED", headers={"ETag": etag(entry)})
 
 
-def problem(exc: EntryProblem) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-    )
-
-
 async def _view(session: SessionDep, user: CurrentUser, entry_id: int) -> EntryView:
     view = await entries.get_entry_view(session=session, user=user, entry_id=entry_id)
-    if view is None:
-        raise HTTPException(404, "ENTRY_NOT_FOUND")
-    return view
+    return owned_or_404(view, "ENTRY_NOT_FOUND")
 
 
 @router.get("")
@@ -85,18 +78,14 @@ async def list_entries(
         page = await entries.list_entries(
             session=session, user=user, filters=filters, cursor=cursor, limit=limit
         )
-    except EntryProblem as exc:
-        raise HTTPException(
-            422, [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
-        ) from exc
+    except Problem as exc:
+        raise invalid(exc, "query") from exc
     return EntryPage(items=[v.read() for v in page.items], next_cursor=page.next_cursor)
 
 
 async def _owned(session: SessionDep, user: CurrentUser, entry_id: int) -> Entry:
     entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
-    if entry is None:
-        raise HTTPException(404, "ENTRY_NOT_FOUND")
-    return entry
+    return owned_or_404(entry, "ENTRY_NOT_FOUND")
 
 
 async def _answer(
@@ -114,8 +103,8 @@ async def create_entry(
     """Write down a win. `day` defaults to today (your time zone); body #hashtags become tags."""
     try:
         entry = await entries.create_entry(session=session, user=user, data=body)
-    except EntryProblem as exc:
-        raise problem(exc) from exc
+    except Problem as exc:
+        raise invalid(exc) from exc
     assert entry.id is not None
     return await _answer(session, user, entry.id, response)
 
@@ -143,8 +132,8 @@ async def update_entry(
         await entries.update_entry(
             session=session, user=user, entry=entry, data=body, versions=versions_matching(if_match)
         )
-    except EntryProblem as exc:
-        raise problem(exc) from exc
+    except Problem as exc:
+        raise invalid(exc) from exc
     except EntryChanged:
         raise stale(await _owned(session, user, entry_id)) from None
     return await _answer(session, user, entry_id, response)

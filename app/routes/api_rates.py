@@ -13,6 +13,7 @@ from app.deps import CurrentUser, SessionDep
 from app.models import ManualRate
 from app.schemas import ManualRateRead, ManualRateWrite, manual_currency
 from app.services import money
+from app.web import unprocessable
 
 router = APIRouter(prefix="/rates", tags=["rates"])
 Currency = Annotated[str, Path(max_length=3, description="ISO 4217 code, like XOF")]
@@ -25,9 +26,7 @@ def _currency(value: str) -> str:
     try:
         return manual_currency(value)
     except ValueError as exc:
-        raise HTTPException(
-            422, [{"loc": ["path", "currency"], "msg": str(exc), "type": "value_error"}]
-        ) from exc
+        raise unprocessable("path", "currency", str(exc)) from exc
 
 
 def _read(rate: ManualRate) -> ManualRateRead:

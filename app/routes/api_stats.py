@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -22,6 +22,7 @@ from app.schemas import Day as InRange
 from app.services import money, stats
 from app.services.entries import today_for
 from app.services.stats import CategoryCount, HeatDay, MoodPoint, Period, Point, Streaks, Summary
+from app.web import unprocessable
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 DEFAULT_SPAN = {
@@ -60,27 +61,9 @@ def span(
     end = date_to or today_for(user)
     start = date_from or max(DAY_MIN, end - default)
     if start > end:
-        raise HTTPException(
-            422,
-            [
-                {
-                    "loc": ["query", "date_from"],
-                    "msg": "date_from is after date_to.",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise unprocessable("query", "date_from", "date_from is after date_to.")
     if end - start > MAX_SPAN:
-        raise HTTPException(
-            422,
-            [
-                {
-                    "loc": ["query", "date_from"],
-                    "msg": "Ask for at most ten years at a time.",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise unprocessable("query", "date_from", "Ask for at most ten years at a time.")
     return start, end
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -11,9 +11,9 @@ from app.forms import validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import Category, User
 from app.schemas import CategoryCreate, CategoryUpdate
-from app.services import categories
-from app.services.categories import CategoryProblem
+from app.services import Problem, categories
 from app.templating import flash, render
+from app.web import owned_or_404
 
 router = APIRouter(include_in_schema=False)
 Field = Annotated[str, Form()]
@@ -41,16 +41,16 @@ async def _page(
     )
 
 
-def _errors(exc: ValidationError | CategoryProblem) -> dict[str, str]:
+def _errors(exc: ValidationError | Problem) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return validation_errors(exc)
     return {exc.field: exc.message}
 
 
 async def _owned(session: SessionDep, user: User, category_id: int) -> Category:
-    category = await categories.get_category(session=session, user=user, category_id=category_id)
-    if category is None:
-        raise HTTPException(404)
+    category = owned_or_404(
+        await categories.get_category(session=session, user=user, category_id=category_id)
+    )
     return category
 
 
@@ -81,7 +81,7 @@ async def create(
         category = await categories.create_category(
             session=session, user=user, name=data.name, colour=data.colour
         )
-    except (ValidationError, CategoryProblem) as exc:
+    except (ValidationError, Problem) as exc:
         typed = {"new": {"name": name[:200], "colour": colour[:20]}}
         return await _page(request, session, user, {"new": _errors(exc)}, 422, values=typed)
     return await _done(request, session, user, f"Category {category.name} added.")
@@ -102,7 +102,7 @@ async def update(
         await categories.update_category(
             session=session, user=user, category=category, name=data.name, colour=data.colour
         )
-    except (ValidationError, CategoryProblem) as exc:  # nothing was changed: no rollback,
+    except (ValidationError, Problem) as exc:  # nothing was changed: no rollback,
         # which would expire the user the page still reads
         typed = {category_id: {"name": name[:200], "colour": colour[:20]}}
         errors = {category_id: _errors(exc)}
@@ -139,7 +139,7 @@ async def merge(
         target = await categories.merge_category(
             session=session, user=user, category=category, into_id=into_id
         )
-    except CategoryProblem as exc:
+    except Problem as exc:
         errors = {category_id: {"merge_into": exc.message}}
         return await _page(request, session, user, errors, 422, focus_id=category_id)
     return await _done(request, session, user, f"{name} merged into {target.name}.")

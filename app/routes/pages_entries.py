@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
@@ -21,16 +21,13 @@ from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import User
 from app.schemas import EntryCreate, EntryUpdate, parse_day
-from app.services import entries
-from app.services.entries import EntryProblem, Filters
+from app.services import Problem, entries
+from app.services.entries import Filters
 from app.templating import flash, render
+from app.web import owned_or_404
 
 router = APIRouter(include_in_schema=False)
 FIELDS = ("day", "title", "body", "category_id", "mood", "tags", "amount", "currency")
-
-
-def not_found() -> HTTPException:
-    return HTTPException(404)
 
 
 def _int(value: str | None) -> int | None:
@@ -83,7 +80,7 @@ async def _page_context(session: SessionDep, user: User, request: Request) -> di
         page = await entries.list_entries(
             session=session, user=user, filters=filters, cursor=cursor
         )
-    except EntryProblem:
+    except Problem:
         page = await entries.list_entries(session=session, user=user, filters=filters)
     return {
         "user": user,
@@ -134,7 +131,7 @@ async def create(request: Request, user: PageUser, session: SessionDep) -> Respo
         )
     except ValidationError as exc:
         return await _quick_add_errors(request, session, user, form, validation_errors(exc))
-    except EntryProblem as exc:
+    except Problem as exc:
         return await _quick_add_errors(request, session, user, form, {exc.field: exc.message})
     if not is_htmx(request):
         flash(request, f"Saved: {entry.title}")
@@ -162,9 +159,7 @@ async def _quick_add_errors(
 
 
 async def _entry_context(session: SessionDep, user: User, entry_id: int) -> dict[str, Any]:
-    view = await entries.get_entry_view(session=session, user=user, entry_id=entry_id)
-    if view is None:
-        raise not_found()
+    view = owned_or_404(await entries.get_entry_view(session=session, user=user, entry_id=entry_id))
     return {"user": user, "view": view, "today": entries.today_for(user)}
 
 
@@ -218,16 +213,14 @@ async def edit_page(
 
 @router.post("/entries/{entry_id}")
 async def update(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
-    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
-    if entry is None:
-        raise not_found()
+    entry = owned_or_404(await entries.get_entry(session=session, user=user, entry_id=entry_id))
     form = await request.form()
     try:
         data = EntryUpdate.model_validate(entry_data(form, partial=True))
         await entries.update_entry(
             session=session, user=user, entry=entry, data=data, versions=form_versions(form)
         )
-    except (ValidationError, EntryProblem) as exc:  # nothing was changed
+    except (ValidationError, Problem) as exc:  # nothing was changed
         errors = (
             validation_errors(exc) if isinstance(exc, ValidationError) else {exc.field: exc.message}
         )
@@ -283,9 +276,7 @@ async def _edit_again(
 
 @router.post("/entries/{entry_id}/delete")
 async def delete(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
-    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
-    if entry is None:
-        raise not_found()
+    entry = owned_or_404(await entries.get_entry(session=session, user=user, entry_id=entry_id))
     await entries.delete_entry(session=session, user=user, entry=entry)
     if is_htmx(request):
         return render(
@@ -307,9 +298,9 @@ def _too_late(request: Request) -> Response:
 
 @router.post("/entries/{entry_id}/restore")
 async def restore(request: Request, entry_id: int, user: PageUser, session: SessionDep) -> Response:
-    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id, deleted=True)
-    if entry is None:
-        raise not_found()
+    entry = owned_or_404(
+        await entries.get_entry(session=session, user=user, entry_id=entry_id, deleted=True)
+    )
     try:
         await entries.restore_entry(session=session, entry=entry)
     except entries.RestoreExpired:

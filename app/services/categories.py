@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from app.models import Category, Entry, User
 from app.schemas import ID_MAX
+from app.services import Problem
 
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction can simply rerun.
 RETRYABLE = frozenset({"40P01", "40001"})
@@ -37,15 +38,6 @@ PALETTE = [colour for _, colour in DEFAULTS] + [
 # Slate greys mark "Uncategorised" in charts (#94a3b8) and were the form's default (#64748b):
 # a new category never takes one, or it could not be told from wins without a category.
 GREYS = {"#64748b", "#94a3b8"}
-
-
-class CategoryProblem(Exception):
-    """A change that cannot be made, with the field and a sentence saying why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def category_key(name: str) -> str:
@@ -123,7 +115,7 @@ async def create_category(
 ) -> Category:
     """A new category; without a colour (or with a grey one) it takes next_colour()."""
     if await _name_taken(session, user, name, None):
-        raise CategoryProblem("name", f"You already have a category called {name}.")
+        raise Problem("name", f"You already have a category called {name}.")
     if colour is None or colour.lower() in GREYS:
         colour = await next_colour(session, user)
     category = Category(user_id=user.id, name=name, colour=colour)
@@ -139,7 +131,7 @@ async def _commit_name(session: AsyncSession, user: User, name: str) -> None:
         await session.commit()
     except IntegrityError:
         await _rollback(session, user)
-        raise CategoryProblem("name", f"You already have a category called {name}.") from None
+        raise Problem("name", f"You already have a category called {name}.") from None
 
 
 async def _rollback(session: AsyncSession, user: User) -> None:
@@ -153,7 +145,7 @@ async def update_category(
     *, session: AsyncSession, user: User, category: Category, name: str | None, colour: str | None
 ) -> Category:
     if name is not None and await _name_taken(session, user, name, category.id):
-        raise CategoryProblem("name", f"You already have a category called {name}.")
+        raise Problem("name", f"You already have a category called {name}.")
     if name is not None:
         category.name = name
     if colour is not None:
@@ -198,7 +190,7 @@ async def _merge(session: AsyncSession, user: User, source_id: int, into_id: int
     locked = await _locked(session, user, [source_id, into_id])
     source, target = locked.get(source_id), locked.get(into_id)
     if target is None or source is None or target.id == source_id:
-        raise CategoryProblem("merge_into", "Choose another of your categories to merge into.")
+        raise Problem("merge_into", "Choose another of your categories to merge into.")
     await _move_entries(session, user, source, target.id)
     await session.delete(source)
     await session.commit()

@@ -45,6 +45,7 @@ from app.schemas import (
     EntryUpdate,
     parse_day,
 )
+from app.services import Problem
 from app.services.categories import get_category
 from app.services.text import MARK_END, MARK_START, parse_tags, plain_text
 
@@ -58,15 +59,6 @@ FTS_TABLE: ColumnElement[str] = literal_column("entry_fts")
 PG_SEARCH: ColumnElement[str] = literal_column("entry.search")
 PG_HEADLINE = f"StartSel={MARK_START},StopSel={MARK_END},HighlightAll=true"
 PG_SNIPPET = PG_HEADLINE.replace("HighlightAll=true", "MaxWords=30,MinWords=12,MaxFragments=2")
-
-
-class EntryProblem(Exception):
-    """Input that cannot be stored: the field and a sentence saying why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 class EntryChanged(Exception):
@@ -140,9 +132,9 @@ def to_minor(amount: Decimal, currency: str) -> int:
     minor = amount.scaleb(places)
     if minor != minor.to_integral_value():
         unit = "decimal place" if places == 1 else "decimal places"
-        raise EntryProblem("amount", f"Use at most {places} {unit} for {currency}.")
+        raise Problem("amount", f"Use at most {places} {unit} for {currency}.")
     if abs(minor) >= 10**15:
-        raise EntryProblem("amount", "That amount is too large.")
+        raise Problem("amount", "That amount is too large.")
     return int(minor)
 
 
@@ -215,7 +207,7 @@ async def _apply(
     if wanted is not None and not await get_category(
         session=session, user=user, category_id=wanted, lock=True
     ):
-        raise EntryProblem("category_id", "Choose one of your categories.")
+        raise Problem("category_id", "Choose one of your categories.")
     changes: dict[str, object] = {
         name: getattr(data, name)
         for name in ("day", "title", "category_id", "mood")
@@ -229,7 +221,7 @@ async def _apply(
         try:
             changes["tags"] = " ".join(parse_tags(given, body))
         except ValueError as exc:
-            raise EntryProblem("tags", str(exc)) from exc
+            raise Problem("tags", str(exc)) from exc
     if fields & {"amount", "currency"}:
         changes |= _money(user, entry, data, fields)
     for name, value in changes.items():
@@ -549,7 +541,7 @@ def _decode(cursor: str) -> str:
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise EntryProblem("cursor", "This page link is not valid any more.") from exc
+        raise Problem("cursor", "This page link is not valid any more.") from exc
 
 
 def _decode_day_cursor(cursor: str) -> tuple[date, int]:
@@ -561,11 +553,11 @@ def _decode_day_cursor(cursor: str) -> tuple[date, int]:
             raise ValueError
         return parse_day(day), int(entry_id)
     except ValueError as exc:
-        raise EntryProblem("cursor", "This page link is not valid any more.") from exc
+        raise Problem("cursor", "This page link is not valid any more.") from exc
 
 
 def _decode_offset_cursor(cursor: str) -> int:
     kind, _, offset = _decode(cursor).partition(":")
     if kind != "o" or not offset.isdigit() or int(offset) > 100_000:
-        raise EntryProblem("cursor", "This page link is not valid any more.")
+        raise Problem("cursor", "This page link is not valid any more.")
     return int(offset)

@@ -31,8 +31,9 @@ from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
 from app.schemas import CategoryCreate, EntryCreate, Preferences, category_name, day_problem
+from app.services import Problem
 from app.services.categories import category_key, next_colour
-from app.services.entries import EntryProblem, to_minor
+from app.services.entries import to_minor
 from app.services.export import FORMAT
 from app.services.text import parse_tags
 
@@ -43,11 +44,11 @@ MAX_ERRORS = 20
 BATCH = 200
 
 
-class ImportProblem(Exception):
+class ImportProblem(Problem):
     """The file cannot be imported; `errors` say exactly where and why."""
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
+        super().__init__("file", "; ".join(errors))
         self.errors = errors
 
 
@@ -230,7 +231,7 @@ def _checked(
             items.append(_item(convert(record)))
         except ValidationError as exc:
             errors.append(f"{name}, entry {i + 1}, {_first(exc)}")
-        except (EntryProblem, ValueError, TypeError, OverflowError) as exc:
+        except (Problem, ValueError, TypeError, OverflowError) as exc:
             field_name = getattr(exc, "field", "entry")
             errors.append(f"{name}, entry {i + 1}, {field_name}: {exc}")
         if len(errors) >= MAX_ERRORS:
@@ -251,11 +252,11 @@ def _item(record: dict[str, Any]) -> Item:
     try:
         tags = parse_tags(data.tags or [], data.body or "")
     except ValueError as exc:
-        raise EntryProblem("tags", str(exc)) from exc
+        raise Problem("tags", str(exc)) from exc
     minor = None
     if data.amount is not None:
         if not data.currency:
-            raise EntryProblem("currency", "an amount needs its currency")
+            raise Problem("currency", "an amount needs its currency")
         minor = to_minor(data.amount, data.currency)
     return Item(
         data,
@@ -271,11 +272,11 @@ def _category(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise EntryProblem("category", f"must be a category name, not {_kind(value)}.")
+        raise Problem("category", f"must be a category name, not {_kind(value)}.")
     try:
         return category_name(value)
     except ValueError as exc:
-        raise EntryProblem("category", str(exc)) from None
+        raise Problem("category", str(exc)) from None
 
 
 def _kind(value: Any) -> str:
@@ -288,7 +289,7 @@ def _text(record: dict[str, Any], key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise EntryProblem(key, f"must be text, not {_kind(value)}.")
+        raise Problem(key, f"must be text, not {_kind(value)}.")
     return value
 
 
@@ -297,7 +298,7 @@ def _texts(record: dict[str, Any], key: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise EntryProblem(key, "must be a list of text.")
+        raise Problem(key, "must be a list of text.")
     return value
 
 
@@ -309,21 +310,19 @@ def _moment(record: dict[str, Any], key: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise EntryProblem(
-            key, f"{value[:40]!r} is not a time like 2026-11-20T09:30:00Z."
-        ) from None
+        raise Problem(key, f"{value[:40]!r} is not a time like 2026-11-20T09:30:00Z.") from None
     if moment.tzinfo is None:
-        raise EntryProblem(key, "times need a time zone offset.")
+        raise Problem(key, "times need a time zone offset.")
     problem = day_problem(moment.date())
     if problem:
-        raise EntryProblem(key, problem)
+        raise Problem(key, problem)
     return moment
 
 
 def _day_one(entry: dict[str, Any], user: User) -> dict[str, Any]:
     moment = _moment(entry, "creationDate")
     if moment is None:
-        raise EntryProblem("creationDate", "a date is required.")
+        raise Problem("creationDate", "a date is required.")
     try:
         zone = ZoneInfo(_text(entry, "timeZone") or user.timezone)
     except (ZoneInfoNotFoundError, ValueError):

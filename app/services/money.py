@@ -50,6 +50,7 @@ from app.config import Settings
 from app.models import Category, Entry, ExchangeRate, ManualRate, User
 from app.models.base import utcnow
 from app.schemas import CurrencyAmount, MoneyCategory, MoneyPeriod, MoneyStats
+from app.services import Problem
 from app.services.entries import from_minor
 from app.services.stats import Period, as_date, periods, week_start_of
 
@@ -65,8 +66,11 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _ENCODING = re.compile(r"""^<\?xml[^>]*encoding\s*=\s*["']([^"']*)["']""")
 
 
-class RatesProblem(Exception):
+class RatesProblem(Problem):
     """The rates could not be fetched or read; the stored ones are kept."""
+
+    def __init__(self, message: str, field: str = "rates") -> None:
+        super().__init__(field, message)
 
 
 @dataclass
