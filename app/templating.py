@@ -146,6 +146,11 @@ def tag_links(html: str) -> Markup:
     return Markup("".join(parts))  # noqa: S704 (our HTML; only our own links are added)
 
 
+def choices(rows: Any, empty: str) -> list[tuple[Any, str]]:
+    """A select's options from rows with an id and a name, after an empty first choice."""
+    return [("", empty), *((row.id, row.name) for row in rows)]
+
+
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.globals["static_url"] = static_url
 templates.env.filters["money"] = money
@@ -153,3 +158,4 @@ templates.env.filters["day_label"] = day_label
 templates.env.filters["urlencode"] = urlencode
 templates.env.filters["short_day"] = short_day
 templates.env.filters["tag_links"] = tag_links
+templates.env.filters["choices"] = choices

@@ -222,8 +222,8 @@ async def _review(
     result = await stats.review(session=session, user=user, period=period, anchor=day or today)
     names = {c.category_id: c for c in result.by_category}
     groups: dict[int | None, list[Any]] = {}
-    for entry in result.entries:
-        groups.setdefault(entry.category_id, []).append(entry)
+    for view in result.entries:
+        groups.setdefault(view.entry.category_id, []).append(view)
     previous, following = _shift(period, result.start, False), _shift(period, result.start, True)
     ctx = {
         "user": user,
@@ -243,8 +243,8 @@ async def _review(
 def _by_month(result: stats.Review) -> list[tuple[stats.Point, list[Any]]]:
     """The year's wins month by month, in date order (months without a win left out)."""
     items: dict[date, list[Any]] = {}
-    for entry in sorted(result.entries, key=lambda e: (e.day, e.id)):
-        items.setdefault(entry.day.replace(day=1), []).append(entry)
+    for view in sorted(result.entries, key=lambda v: (v.entry.day, v.entry.id)):
+        items.setdefault(view.entry.day.replace(day=1), []).append(view)
     return [(m, items[m.start]) for m in result.by_month if m.count]
 
 

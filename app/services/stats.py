@@ -99,7 +99,7 @@ class Review:
     top_tags: list[tuple[str, int]]
     average_mood: float | None
     best_streak: int
-    entries: list[Any] = field(default_factory=list)
+    entries: list[EntryView] = field(default_factory=list)
     by_month: list[Point] = field(default_factory=list)
 
 
@@ -344,11 +344,11 @@ async def review(
     start, end = review_range(period, anchor, user)
     categories = await by_category(session=session, user=user, date_from=start, date_to=end)
     stmt = (
-        select(Entry)
-        .where(*_live(user), *_range(start, end))
+        visible_entries(user)
+        .where(*_range(start, end))
         .order_by(col(Entry.category_id), col(Entry.day), col(Entry.id))
     )
-    items = list((await session.execute(stmt)).scalars())
+    items = [EntryView(e, c) for e, c in (await session.execute(stmt)).all()]
     return Review(
         start=start,
         end=end,
@@ -360,7 +360,7 @@ async def review(
             await streaks(session=session, user=user, date_from=start, date_to=end)
         ).longest,
         entries=items,
-        by_month=_count_by(Counter(e.day for e in items), "month", start, end, user),
+        by_month=_count_by(Counter(v.entry.day for v in items), "month", start, end, user),
     )
 
 
