@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import ROOT, Settings
 from app.main import create_app
 from app.models import User, metadata
-from tests.factories import make_user
+from tests.factories import make_user, sign_in
 
 pytest_plugins = ["tests.browser.plugin"]  # Chromium and a live server, for any test module
 
@@ -158,8 +158,7 @@ async def _clean(request: pytest.FixtureRequest, mailbox: Mailbox) -> AsyncItera
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with _client(app) as c:
         yield c
 
 
@@ -177,6 +176,33 @@ async def alice(session: Any) -> User:
 @pytest.fixture
 async def bob(session: Any) -> User:
     return await make_user(session, "bob@example.com")
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.fixture
+async def alice_client(client: httpx.AsyncClient, alice: User) -> httpx.AsyncClient:
+    """The `client` signed in as alice (the owner in every access test)."""
+    await sign_in(client, "alice@example.com")
+    return client
+
+
+@pytest.fixture
+async def bob_client(app: FastAPI, bob: User) -> AsyncIterator[httpx.AsyncClient]:
+    """Another browser, signed in as bob (another user: alice's ids must be 404 to him)."""
+    async with _client(app) as c:
+        await sign_in(c, "bob@example.com")
+        yield c
+
+
+@pytest.fixture
+async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser that is not signed in."""
+    async with _client(app) as c:
+        yield c
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Test data makers and the small steps every test repeats (CSRF token, sign in)."""
 
+from datetime import date
 from html.parser import HTMLParser
 from typing import Any
 
@@ -7,7 +8,8 @@ import httpx
 
 from app.auth import password_helper
 from app.models import User
-from app.services import categories
+from app.schemas import EntryCreate
+from app.services import categories, entries
 
 PASSWORD = "correct horse battery staple"
 _hashes: dict[str, str] = {}
@@ -30,6 +32,17 @@ async def make_user(session: Any, email: str, password: str = PASSWORD, **overri
     await session.commit()
     await session.refresh(user)
     return user
+
+
+async def make_entry(session: Any, user: User, **overrides: Any) -> Any:
+    """An entry of `user` written through the service (as the pages and the API write them);
+    `day` may be an ISO string. Returns the Entry."""
+    if isinstance(overrides.get("day"), str):
+        overrides["day"] = date.fromisoformat(overrides["day"])
+    title = overrides.pop("title", f"win {overrides.get('day', 'today')}")
+    return await entries.create_entry(
+        session=session, user=user, data=EntryCreate(title=title, **overrides)
+    )
 
 
 async def csrf_token(client: httpx.AsyncClient) -> str:

@@ -7,7 +7,6 @@ triggers), and the version is part of every cache key, so the next answer shows 
 import gzip
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from app.models import Category, User
@@ -16,12 +15,6 @@ from app.services import categories, entries
 from tests.factories import bearer_token, post_form, sign_in
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin", "Accept-Encoding": "gzip"}
-
-
-@pytest.fixture
-async def alice_client(client: httpx.AsyncClient, alice: User) -> httpx.AsyncClient:
-    await sign_in(client, "alice@example.com")
-    return client
 
 
 async def version(session, user: User) -> int:  # type: ignore[no-untyped-def]

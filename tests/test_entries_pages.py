@@ -8,25 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Category, Entry
-from tests.factories import assert_inert, post_form, sign_in
+from tests.factories import assert_inert, post_form
 
 HTMX = {"HX-Request": "true"}
 PAYLOAD = '<script>alert(1)</script><img src=x onerror=alert(1)>[x](javascript:alert(1))<b hx-get="/x" hx-trigger="load">'
-
-
-@pytest.fixture
-async def alice_client(client: httpx.AsyncClient, alice) -> httpx.AsyncClient:
-    await sign_in(client, "alice@example.com")
-    return client
-
-
-@pytest.fixture
-async def bob_client(app, bob) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as c:
-        await sign_in(c, "bob@example.com")
-        yield c
 
 
 async def add(client: httpx.AsyncClient, **fields: str) -> httpx.Response:

@@ -1,19 +1,15 @@
 """The dashboard and review pages: alice's figures, a friendly empty state, bob sees none."""
 
 import re
-from datetime import date
 
 import pytest
 import time_machine
 
-from app.schemas import EntryCreate
-from app.services import entries
-from tests.factories import sign_in
+from tests.factories import make_entry, sign_in
 
 
 async def add(session, user, day: str, **extra):  # type: ignore[no-untyped-def]
-    data = EntryCreate(title=extra.pop("title", f"win {day}"), day=date.fromisoformat(day), **extra)
-    return await entries.create_entry(session=session, user=user, data=data)
+    return await make_entry(session, user, day=day, **extra)
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/review"])

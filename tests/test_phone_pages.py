@@ -9,21 +9,14 @@ from collections import Counter
 from html.parser import HTMLParser
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from app.config import ROOT
 from app.models import Category, Entry
-from tests.factories import post_form, sign_in
+from tests.factories import post_form
 
 HTMX = {"HX-Request": "true"}
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-async def alice_client(client: httpx.AsyncClient, alice) -> httpx.AsyncClient:
-    await sign_in(client, "alice@example.com")
-    return client
 
 
 class Tags(HTMLParser):

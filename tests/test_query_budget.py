@@ -15,7 +15,7 @@ from app.models import User
 from app.schemas import EntryCreate
 from app.services import categories, entries, stats
 from tests.conftest import settle
-from tests.factories import sign_in
+from tests.factories import make_entry
 
 BUDGET = 3
 
@@ -45,20 +45,21 @@ def statements(app: FastAPI) -> Iterator[Statements]:
 
 
 @pytest.fixture
-async def alice_client(
-    app: FastAPI, client: httpx.AsyncClient, alice: User, session: Any
+async def alice_with_wins(
+    app: FastAPI, alice_client: httpx.AsyncClient, alice: User, session: Any
 ) -> httpx.AsyncClient:
     for i in range(30):
-        data = EntryCreate(
+        day = date(2026, 3, 1) + timedelta(days=i)
+        await make_entry(
+            session,
+            alice,
             title=f"Shipped release {i}",
             body=f"Ran {i} km #run and wrote the notes",
-            day=date(2026, 3, 1) + timedelta(days=i),
+            day=day,
             mood=1 + i % 5,
         )
-        await entries.create_entry(session=session, user=alice, data=data)
-    await sign_in(client, "alice@example.com")
     await settle(app)  # the sign-in's own writes (audit trail) are not the page's
-    return client
+    return alice_client
 
 
 async def get_counted(client: httpx.AsyncClient, statements: Statements, url: str) -> str:
@@ -68,26 +69,26 @@ async def get_counted(client: httpx.AsyncClient, statements: Statements, url: st
     return response.text
 
 
-async def test_the_list_page_runs_at_most_three_statements(alice_client, statements):
-    page = await get_counted(alice_client, statements, "/entries")
+async def test_the_list_page_runs_at_most_three_statements(alice_with_wins, statements):
+    page = await get_counted(alice_with_wins, statements, "/entries")
     assert "Shipped release 29" in page
     assert len(statements) <= BUDGET, [s for s, _ in statements]
 
 
-async def test_a_search_runs_at_most_four_statements(app, alice_client, statements):
+async def test_a_search_runs_at_most_four_statements(app, alice_with_wins, statements):
     """The lookup, the ranked window with its count, the page's rows with their highlights,
     the filter's categories; SQLite one more: the last word's prefix expanded to the index's
     terms (entry_fts_terms)."""
-    page = await get_counted(alice_client, statements, "/entries?q=release+notes")
+    page = await get_counted(alice_with_wins, statements, "/entries?q=release+notes")
     assert "<mark>release</mark>" in page.lower()
     extra = app.state.engine.dialect.name == "sqlite"
     assert len(statements) <= BUDGET + 1 + extra, [s for s, _ in statements]
 
 
-async def test_the_dashboard_runs_at_most_four_statements(alice_client, statements):
+async def test_the_dashboard_runs_at_most_four_statements(alice_with_wins, statements):
     """Three, plus the money card's one statement (wins' amounts, their rates and the
     latest rates day in one UNION ALL: app.services.money)."""
-    page = await get_counted(alice_client, statements, "/dashboard")
+    page = await get_counted(alice_with_wins, statements, "/dashboard")
     assert "Wins in total" in page
     assert len(statements) <= BUDGET + 1, [s for s, _ in statements]
 
@@ -111,16 +112,16 @@ async def query_plan(app: FastAPI, sql: str, params: Any) -> str:
         return "\n".join(str(row[0]) for row in rows)
 
 
-async def test_the_list_query_reads_the_user_day_index(app, alice_client, statements):
-    await get_counted(alice_client, statements, "/entries")
+async def test_the_list_query_reads_the_user_day_index(app, alice_with_wins, statements):
+    await get_counted(alice_with_wins, statements, "/entries")
     sql, params = statements.matching("FROM entry", "ORDER BY entry.day DESC")
     plan = await query_plan(app, sql, params)
     assert "ix_entry_user_day" in plan, plan
     assert "SCAN entry\n" not in plan + "\n" and "Seq Scan on entry" not in plan, plan
 
 
-async def test_the_search_query_reads_the_full_text_index(app, alice_client, statements):
-    await get_counted(alice_client, statements, "/entries?q=release")
+async def test_the_search_query_reads_the_full_text_index(app, alice_with_wins, statements):
+    await get_counted(alice_with_wins, statements, "/entries?q=release")
     if app.state.engine.dialect.name == "sqlite":
         sql, params = statements.matching("entry_fts MATCH", "bm25")
         plan = await query_plan(app, sql, params)

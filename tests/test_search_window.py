@@ -5,9 +5,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.schemas import EntryCreate
 from app.services import entries
 from app.services.entries import Filters
+from tests.factories import make_entry
 
 
 @pytest.fixture
@@ -18,9 +18,10 @@ async def diary(session, alice, bob):
         word = i < 30
         title = f"Progress report {i}" if word and i % 5 == 0 else f"Day {i}"
         body = "Made real progress today." if word else "A quiet day."
-        data = EntryCreate(title=title, body=body, day=date(2026, 1, 1) + timedelta(days=i))
-        await entries.create_entry(session=session, user=alice, data=data)
-    await entries.create_entry(session=session, user=bob, data=EntryCreate(title="Progress"))
+        await make_entry(
+            session, alice, title=title, body=body, day=date(2026, 1, 1) + timedelta(days=i)
+        )
+    await make_entry(session, bob, title="Progress")
 
 
 async def all_pages(session, user, q: str, limit: int = 4) -> list[list[str]]:

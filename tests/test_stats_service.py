@@ -9,23 +9,11 @@ import time_machine
 from app.models import Entry
 from app.schemas import EntryCreate
 from app.services import categories, entries, stats
-from tests.factories import bearer_token
+from tests.factories import bearer_token, make_entry
 
 
-async def add(
-    session, user, day: str, mood: int | None = None, category_id: int | None = None, **extra
-):  # type: ignore[no-untyped-def]
-    return await entries.create_entry(
-        session=session,
-        user=user,
-        data=EntryCreate(
-            title=f"win {day}",
-            day=date.fromisoformat(day),
-            mood=mood,
-            category_id=category_id,
-            **extra,
-        ),
-    )
+async def add(session, user, day: str, **extra):  # type: ignore[no-untyped-def]
+    return await make_entry(session, user, day=day, **extra)
 
 
 async def test_a_win_at_2330_local_time_lands_on_the_local_day(session, alice):
