@@ -1,6 +1,6 @@
 # Every habit has a target; `make` (or `make help`) lists them with their one-line description.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format css check-static mail migrate migration bench bench-ui clean
+.PHONY: help setup run test test-file lint format css check-static mail migrate migration bench bench-ui clean
 
 VENV := .venv/bin
 
@@ -15,6 +15,10 @@ run: ## Serve the app with reload on http://localhost:8000 (SQLite db.sqlite3, m
 
 test: ## Run the test suite (PostgreSQL too with TEST_DATABASE_URL; browser tests need Chromium)
 	@sh scripts/test.sh $(PYTEST_ARGS)
+
+test-file: setup ## Run one test file fast on SQLite only: make test-file f=tests/test_entries_api.py [k=name]
+	@[ -n "$(f)" ] || (echo 'usage: make test-file f=tests/test_x.py [k=expression]' >&2; exit 1)
+	TEST_DATABASE_URL= REQUIRE_BROWSER= $(VENV)/pytest -x -q $(f) $(if $(k),-k "$(k)")
 
 lint: setup ## Lint, format check and type check (ruff, mypy)
 	$(VENV)/ruff check .
