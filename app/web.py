@@ -87,11 +87,12 @@ def audit_after(request: Request, kind: str, user: User, detail: str = "") -> No
 
 
 def audit_login(
-    request: Request, result: accounts.LoginResult, user: User | None, email: str
+    request: Request, result: accounts.LoginResult, user: User | None, email: str, how: str = ""
 ) -> None:
-    """A sign-in on the trail; a failure only on a real account's, found after the answer."""
+    """A sign-in on the trail (`how`: the second step or passkey it took); a failure only on a
+    real account's, found after the answer."""
     if result is accounts.LoginResult.OK and user is not None:
-        audit_after(request, "login", user)
+        audit_after(request, "login", user, how)
     elif result is accounts.LoginResult.BAD_CREDENTIALS:
         where = origin(request)
         after_response(

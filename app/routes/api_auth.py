@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users.exceptions import (
     InvalidPasswordException,
     InvalidResetPasswordToken,
@@ -25,13 +24,14 @@ from app.auth import (
 )
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import clip
+from app.routes.api_twofactor import OtpLoginForm, login_second_step
 from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
 from app.services import accounts
 from app.web import after_response, audit_after, audit_login, client_ip
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-LoginForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+LoginForm = Annotated[OtpLoginForm, Depends()]  # OAuth2's form plus `otp`
 UserToken = Annotated[tuple[User, str], Depends(current_user_token)]
 
 CODE_SENT = "If this address can sign up, a 6-digit code is on its way to it."
@@ -108,14 +108,15 @@ async def verify(
     return Accepted(status="verified", message="Your address is verified. You can sign in.")
 
 
-async def _login(
-    request: Request, form: OAuth2PasswordRequestForm, manager: Any, limiter: Any
-) -> User:
+async def _login(request: Request, form: OtpLoginForm, manager: Any, limiter: Any) -> User:
     email = clip(form.username)
     result, user = await accounts.login(
         manager=manager, limiter=limiter, email=email, password=form.password, ip=client_ip(request)
     )
-    audit_login(request, result, user, email)
+    method = ""
+    if result is accounts.LoginResult.OK and user is not None:
+        method = await login_second_step(request, user, form.otp)  # 401, 400 or 429 when due
+    audit_login(request, result, user, email, method)
     if result is accounts.LoginResult.RATE_LIMITED:
         raise HTTPException(429, result.value)
     if result is not accounts.LoginResult.OK or user is None:
@@ -124,7 +125,9 @@ async def _login(
 
 
 LOGIN_ERRORS = _errors(
-    (400, "LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"), (429, "TOO_MANY_ATTEMPTS")
+    (400, "LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
+    (401, "OTP_REQUIRED: two-step sign-in is on; send the code as `otp`"),
+    (429, "TOO_MANY_ATTEMPTS"),
 )
 
 
