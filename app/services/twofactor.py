@@ -321,8 +321,7 @@ async def enable_totp(
             "TOTP_ALREADY_ENABLED", "code", "Two-step sign-in with an app is already on."
         )
     if not await _totp_ok(session, user.id, row, _normal(code), secret_key):
-        await session.rollback()
-        raise WRONG_CODE
+        raise WRONG_CODE  # nothing was changed
     await session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     codes = _new_recovery_codes(session, user.id, secret_key)
     await session.execute(
