@@ -106,6 +106,18 @@
     });
   }
 
+  // Where the server says to go next; the same page (only a #fragment apart) is reloaded, since
+  // assigning it would just scroll.
+  function go(target) {
+    var url = new URL(target, window.location.href);
+    if (url.pathname + url.search === window.location.pathname + window.location.search) {
+      window.location.hash = url.hash;
+      window.location.reload();
+    } else {
+      window.location.assign(url.href);
+    }
+  }
+
   function say(container, text) {
     var message = container.querySelector("[data-passkey-message]");
     if (!message) return;
@@ -143,7 +155,7 @@
           });
         })
         .then(function (data) {
-          window.location.assign(data.redirect || "/");
+          go(data.redirect || "/");
         })
         .catch(function (error) {
           button.disabled = false;
@@ -178,7 +190,7 @@
           });
         })
         .then(function (data) {
-          window.location.assign(data.redirect || "/settings");
+          go(data.redirect || "/settings");
         })
         .catch(function (error) {
           if (button) button.disabled = false;
