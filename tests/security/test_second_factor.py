@@ -15,6 +15,7 @@ import time_machine
 from sqlalchemy import select
 
 from app.models import AuditEvent, Passkey, PendingSignIn, RecoveryCode
+from app.ratelimit import AuthLimiter
 from tests.conftest import Mailbox, settle
 from tests.factories import PASSWORD, post_form, sign_in
 from tests.test_accounts_api import NEW_PASSWORD
@@ -349,3 +350,16 @@ async def test_row42_one_account_cannot_remove_anothers_passkey(client, alice, b
     await post_form(client, f"/settings/passkeys/{key.id}/delete", {})
     session.expire_all()
     assert (await session.execute(select(Passkey))).scalar_one().user_id == alice_id
+
+
+async def test_row41_the_ten_a_day_are_counted_atomically_across_workers_through_redis(redis_url):
+    """Two workers' limiters sharing one Redis: 20 racing wrong codes, exactly 10 are judged."""
+    first, second = AuthLimiter(redis_url), AuthLimiter(redis_url)
+    await first.reset()
+    user = "7f0c4d1e-0000-4000-8000-000000000041"
+    tries = [(first if n % 2 else second).otp_attempt(user, f"192.0.2.{n}") for n in range(20)]
+    assert sum(await asyncio.gather(*tries)) == 10
+    assert not await first.otp_attempt(user, "192.0.2.99")
+    await second.otp_succeeded(user, "192.0.2.1")  # a right code gives its slot back
+    assert await first.otp_attempt(user, "192.0.2.1")
+    await first.reset()
