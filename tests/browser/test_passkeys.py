@@ -7,9 +7,11 @@ WebAuthn needs a host name for its RP ID (an IP address is refused by the browse
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pyotp
 import pytest
 
 from tests.browser.plugin import uvicorn_server
+from tests.browser.test_axe import audit, table
 from tests.browser.test_signup_flow import VIEWPORTS, WATCH, expected, no_problems, shot
 from tests.conftest import Mailbox, free_port
 from tests.factories import PASSWORD
@@ -125,3 +127,54 @@ async def test_the_login_page_says_so_when_the_browser_has_no_webauthn(
     await page.get_by_text("This browser cannot use passkeys").wait_for()
     assert await page.get_by_role("button", name="Sign in with a passkey").is_disabled()
     await no_problems(page)
+
+
+async def test_an_authenticator_app_is_set_up_from_the_qr_page_and_asked_for_at_sign_in(
+    page: Any, localhost_server: tuple[str, dict[str, str]]
+):
+    """The TOTP pages in Chromium: QR code, recovery codes, the second step; axe finds nothing
+    on any of them, nor on /login and /settings with the passkey controls."""
+    base, env = localhost_server
+    email = f"totp-{page.viewport_name}@example.com"
+    create_user(env, email)
+    size = "390x844" if page.viewport_name == "phone" else "1280x900"
+    violations = []
+
+    await page.goto(f"{base}/login")
+    violations += await audit(page, "passkey-login", size, "light")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_url(f"{base}/")
+    await page.goto(f"{base}/settings")
+    violations += await audit(page, "twofactor-settings", size, "light")
+    await page.locator("#tfs-current_password").fill(PASSWORD)
+    await page.get_by_role("button", name="Set up an authenticator app").click()
+    qr = page.get_by_role("img", name="QR code holding the secret for your authenticator app")
+    await qr.wait_for()
+    box = await qr.locator("svg").bounding_box()
+    assert box["width"] >= 100 and box["height"] >= 100
+    violations += await audit(page, "totp-setup", size, "light")
+    secret = (await page.locator("[data-totp-secret]").inner_text()).strip()
+    await page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
+    await page.get_by_role("button", name="Turn on").click()
+    await page.get_by_role("heading", name="Your recovery codes").wait_for()
+    codes = await page.locator("[data-recovery-codes] li").all_inner_texts()
+    assert len(codes) == 10
+    violations += await audit(page, "recovery-codes", size, "light")
+    await no_problems(page)
+
+    await page.context.clear_cookies()
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_url(f"{base}/login/second-step")
+    violations += await audit(page, "second-step", size, "light")
+    await page.get_by_label("Code").fill(codes[0])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{base}/")
+    await page.get_by_text("9 recovery codes remain").wait_for()
+    await shot(page, "totp-recovery-used")
+    await no_problems(page)
+    assert not violations, table(violations)
