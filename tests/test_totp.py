@@ -64,7 +64,7 @@ async def test_the_secret_is_stored_encrypted_and_recovery_codes_hashed(
 
 
 async def test_enable_refuses_a_wrong_code_and_a_second_enable(client, alice):
-    with time_machine.travel(START, tick=False) as clock:
+    with time_machine.travel(START, tick=False):
         headers = {"Authorization": f"Bearer {await bearer_token(client, alice.email)}"}
         nothing = await client.post(ENABLE, json={"code": "123456"}, headers=headers)
         assert nothing.status_code == 409 and nothing.json() == {"detail": "TOTP_NOT_SET_UP"}
@@ -221,7 +221,7 @@ async def test_the_settings_page_sets_up_totp_with_an_inline_svg_qr_code(client,
         re.search(r"<img[^>]*favicon[^>]*>", setup.text).group(0)
     ]
     secret = re.search(r"data-totp-secret>([A-Z2-7]{32})<", setup.text).group(1)
-    with time_machine.travel(START, tick=False) as clock:
+    with time_machine.travel(START, tick=False):
         wrong = await post_form(client, "/settings/totp/enable", {"code": "12345x"})
         assert wrong.status_code == 422 and "<svg" in wrong.text
         enabled = await post_form(

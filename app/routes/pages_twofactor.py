@@ -8,7 +8,7 @@ rest are plain forms that work without JavaScript.
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from starlette.responses import JSONResponse, Response
 
 from app.auth import session_cookie, sign_in
@@ -17,7 +17,7 @@ from app.forms import clip
 from app.htmx import local_path, redirect
 from app.models import User
 from app.security import LOOPBACK_HOSTS
-from app.services import twofactor
+from app.services import passkeys, twofactor
 from app.templating import flash, render
 from app.web import PageUser, audit_after, mail_after, origin
 
@@ -33,15 +33,15 @@ def _pending_cookie(request: Request) -> str:
     return str(request.app.state.settings.cookie_name(PENDING_COOKIE))
 
 
-def relying_party(request: Request) -> twofactor.RelyingParty:
+def relying_party(request: Request) -> passkeys.RelyingParty:
     """The RP ID and origin from BASE_URL; in development without one, the loopback name and
     port this request came to (as app.security.SameOrigin allows)."""
     settings = request.app.state.settings
     host = request.url.hostname or ""
     if settings.loopback_origins and (host in LOOPBACK_HOSTS or f"[{host}]" in LOOPBACK_HOSTS):
         netloc = request.headers.get("host", host)
-        return twofactor.RelyingParty(rp_id=host, origins=[f"http://{netloc}"])
-    return twofactor.RelyingParty(rp_id=settings.origin_host, origins=[settings.origin])
+        return passkeys.RelyingParty(rp_id=host, origins=[f"http://{netloc}"])
+    return passkeys.RelyingParty(rp_id=settings.origin_host, origins=[settings.origin])
 
 
 def _token(request: Request) -> str:
@@ -156,7 +156,7 @@ async def second_step(
 
 async def _json(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads((await request.body())[: twofactor.CREDENTIAL_JSON_MAX * 2])
+        body = json.loads((await request.body())[: passkeys.CREDENTIAL_JSON_MAX * 2])
     except (ValueError, UnicodeDecodeError):
         return {}
     return body if isinstance(body, dict) else {}
@@ -164,7 +164,7 @@ async def _json(request: Request) -> dict[str, Any]:
 
 @router.post("/login/passkey/options")
 async def passkey_login_options(request: Request, session: SessionDep) -> Response:
-    handle, options = await twofactor.login_options(session=session, rp=relying_party(request))
+    handle, options = await passkeys.login_options(session=session, rp=relying_party(request))
     return JSONResponse({"handle": handle, "publicKey": options})
 
 
@@ -174,7 +174,7 @@ async def passkey_login(request: Request, session: SessionDep, strategy: Strateg
     credential = body.get("credential")
     user = None
     if isinstance(credential, dict) and isinstance(body.get("handle"), str):
-        user = await twofactor.passkey_login(
+        user = await passkeys.passkey_login(
             session=session, handle=body["handle"], credential=credential, rp=relying_party(request)
         )
     if user is None:
@@ -282,7 +282,7 @@ async def dismiss_nudge(request: Request, user: PageUser, session: SessionDep) -
 
 @router.post("/settings/passkeys/options")
 async def passkey_options(request: Request, user: PageUser, session: SessionDep) -> Response:
-    handle, options = await twofactor.registration_options(
+    handle, options = await passkeys.registration_options(
         session=session, user=user, rp=relying_party(request)
     )
     return JSONResponse({"handle": handle, "publicKey": options})
@@ -293,10 +293,10 @@ async def passkey_add(request: Request, user: PageUser, session: SessionDep) -> 
     body = await _json(request)
     credential, handle = body.get("credential"), body.get("handle")
     if not isinstance(credential, dict) or not isinstance(handle, str):
-        problem = twofactor.BAD_PASSKEY
+        problem = passkeys.BAD_PASSKEY
     else:
         try:
-            key, jobs = await twofactor.add_passkey(
+            key, jobs = await passkeys.add_passkey(
                 session=session,
                 user=user,
                 handle=handle,
@@ -320,11 +320,12 @@ async def passkey_remove(
     request: Request, user: PageUser, session: SessionDep, passkey_id: int
 ) -> Response:
     if not 0 < passkey_id < 2**31:
-        return redirect(request, "/settings#passkeys-h")
-    jobs = await twofactor.remove_passkey(
+        raise HTTPException(404)
+    jobs = await passkeys.remove_passkey(
         session=session, user=user, passkey_id=passkey_id, origin=origin(request)
     )
-    if jobs:
-        mail_after(request, *jobs)
-        flash(request, "Passkey removed.")
+    if jobs is None:
+        raise HTTPException(404)
+    mail_after(request, *jobs)
+    flash(request, "Passkey removed.")
     return redirect(request, "/settings#passkeys-h")

@@ -1,4 +1,5 @@
-"""Two-step sign-in: authenticator codes (TOTP, RFC 6238), recovery codes and passkeys (WebAuthn).
+"""Two-step sign-in: authenticator codes (TOTP, RFC 6238), recovery codes, and the pending sign-in
+between the password and the code (passkeys: app.services.passkeys).
 
 - The TOTP secret is stored AES-GCM encrypted under a key derived from SECRET_KEY (HKDF-SHA256),
   bound to its account (the user id is the associated data).
@@ -8,20 +9,16 @@
   UPDATE of the pending sign-in) and one of the account's 10 a day (app.ratelimit); a right code
   gives the daily one back. Past either, even a right code is refused (429).
 - Recovery codes: ten, shown once, stored as HMACs, each spent by one conditional UPDATE.
-- Passkeys: discoverable WebAuthn credentials (py_webauthn); each ceremony's challenge is stored
-  here, single use and short-lived, and the origin and RP ID are checked on every response.
 """
 
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import Any
 
 import pyotp
 import segno
@@ -33,26 +30,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from app.auth import hash_token, password_helper, revoke_sessions
 from app.mail import MailJob
-from app.models import Passkey, PendingSignIn, RecoveryCode, TwoFactor, User, WebAuthnChallenge
+from app.models import Passkey, PendingSignIn, RecoveryCode, TwoFactor, User
 from app.models.base import utcnow
 from app.ratelimit import AuthLimiter
 from app.services import audit
@@ -185,7 +166,7 @@ async def _password_ok(user: User, password: str) -> bool:
     return bool(ok)
 
 
-def _notice(user: User, change: str) -> MailJob:
+def notice(user: User, change: str) -> MailJob:
     return MailJob("security_notice", user.email, {"change": change})
 
 
@@ -332,8 +313,7 @@ async def enable_totp(
     )
     await audit.add(session, user_id=user.id, kind="totp_enabled", origin=origin)
     await revoke_sessions(session, user, keep=keep)  # commits it all
-    notice = _notice(user, "Two-step sign-in with an authenticator app was turned on.")
-    return codes, [notice]
+    return codes, [notice(user, "Two-step sign-in with an authenticator app was turned on.")]
 
 
 async def check_code(
@@ -391,7 +371,7 @@ async def note_recovery_used(
     )
     await session.commit()
     change = f"A recovery code was used to sign in. {left} of your recovery codes are left."
-    return left, [_notice(user, change)]
+    return left, [notice(user, change)]
 
 
 async def disable_totp(
@@ -425,7 +405,7 @@ async def disable_totp(
     )
     await audit.add(session, user_id=user.id, kind="totp_disabled", origin=origin)
     await session.commit()
-    return [_notice(user, "Two-step sign-in with an authenticator app was turned off.")]
+    return [notice(user, "Two-step sign-in with an authenticator app was turned off.")]
 
 
 # --- the pending sign-in (between the password and the code) -------------------------------
@@ -435,11 +415,8 @@ async def start_pending(*, session: AsyncSession, user: User, next_path: str) ->
     """A pending sign-in for the account; the raw token for the browser's cookie."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    await session.execute(
-        delete(PendingSignIn).where(
-            col(PendingSignIn.user_id) == user.id, col(PendingSignIn.expires_at) <= now
-        )
-    )
+    # Expired pending sign-ins (anyone's) go as a new one comes: the table stays small.
+    await session.execute(delete(PendingSignIn).where(col(PendingSignIn.expires_at) <= now))
     session.add(
         PendingSignIn(
             token_hash=hash_token(token),
@@ -476,196 +453,3 @@ async def end_pending(*, session: AsyncSession, pending: PendingSignIn) -> None:
         delete(PendingSignIn).where(col(PendingSignIn.token_hash) == pending.token_hash)
     )
     await session.commit()
-
-
-# --- passkeys (WebAuthn) -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RelyingParty:
-    """Who the browser signs for: the RP ID (a host name) and the origins it may say it is on."""
-
-    rp_id: str
-    origins: list[str]
-    name: str = ISSUER
-
-
-async def _store_challenge(
-    session: AsyncSession, purpose: str, challenge: bytes, user_id: uuid.UUID | None
-) -> str:
-    handle = secrets.token_urlsafe(32)
-    now = utcnow()
-    await session.execute(delete(WebAuthnChallenge).where(col(WebAuthnChallenge.expires_at) <= now))
-    session.add(
-        WebAuthnChallenge(
-            handle_hash=hash_token(handle),
-            user_id=user_id,
-            purpose=purpose,
-            challenge=challenge,
-            expires_at=now + CHALLENGE_TTL,
-        )
-    )
-    await session.commit()
-    return handle
-
-
-async def _take_challenge(
-    session: AsyncSession, handle: str, purpose: str, user_id: uuid.UUID | None
-) -> bytes | None:
-    """The challenge behind the handle, deleted as it is read: it works once."""
-    if not handle or len(handle) > 200:
-        return None
-    stmt = (
-        delete(WebAuthnChallenge)
-        .where(
-            col(WebAuthnChallenge.handle_hash) == hash_token(handle),
-            col(WebAuthnChallenge.purpose) == purpose,
-            col(WebAuthnChallenge.expires_at) > utcnow(),
-        )
-        .returning(col(WebAuthnChallenge.challenge), col(WebAuthnChallenge.user_id))
-    )
-    found = (await session.execute(stmt)).first()
-    await session.commit()
-    if found is None or found[1] != user_id:
-        return None
-    return bytes(found[0])
-
-
-async def registration_options(
-    *, session: AsyncSession, user: User, rp: RelyingParty
-) -> tuple[str, dict[str, Any]]:
-    """Options for navigator.credentials.create() (a discoverable credential, user verification
-    preferred, the account's own passkeys excluded) and the handle of their challenge."""
-    existing = await passkeys(session, user.id)
-    options = generate_registration_options(
-        rp_id=rp.rp_id,
-        rp_name=rp.name,
-        user_id=user.id.bytes,
-        user_name=user.email,
-        user_display_name=user.email,
-        authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED,
-            user_verification=UserVerificationRequirement.PREFERRED,
-        ),
-        exclude_credentials=[
-            PublicKeyCredentialDescriptor(id=base64url_to_bytes(key.credential_id))
-            for key in existing
-        ],
-    )
-    handle = await _store_challenge(session, "register", options.challenge, user.id)
-    return handle, json.loads(options_to_json(options))
-
-
-BAD_PASSKEY = TwoFactorProblem(
-    "PASSKEY_INVALID", "passkey", "The passkey could not be checked. Try again."
-)
-
-
-def _transports(credential: dict[str, Any]) -> str:
-    wanted = credential.get("response", {}).get("transports") or []
-    known = {t.value for t in AuthenticatorTransport}
-    return ",".join(t for t in wanted if isinstance(t, str) and t in known)[:200]
-
-
-async def add_passkey(
-    *,
-    session: AsyncSession,
-    user: User,
-    handle: str,
-    credential: dict[str, Any],
-    name: str,
-    rp: RelyingParty,
-    origin: Origin,
-    keep: str | None,
-) -> tuple[Passkey, list[MailJob]]:
-    """Check the browser's new credential against its challenge, origin and RP ID and keep it;
-    every other session is signed out, a notice mailed."""
-    name = " ".join(name.split())[:PASSKEY_NAME_MAX] or "Passkey"
-    challenge = await _take_challenge(session, handle, "register", user.id)
-    if challenge is None or len(json.dumps(credential)) > CREDENTIAL_JSON_MAX:
-        raise BAD_PASSKEY
-    try:
-        verified = verify_registration_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=rp.rp_id,
-            expected_origin=rp.origins,
-        )
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
-        raise BAD_PASSKEY from exc
-    key = Passkey(
-        user_id=user.id,
-        credential_id=bytes_to_base64url(verified.credential_id),
-        public_key=verified.credential_public_key,
-        sign_count=verified.sign_count,
-        name=name,
-        transports=_transports(credential),
-    )
-    session.add(key)
-    await audit.add(session, user_id=user.id, kind="passkey_added", origin=origin, detail=name)
-    try:
-        await revoke_sessions(session, user, keep=keep)  # commits it all
-    except Exception as exc:  # the credential is already registered (unique id)
-        await session.rollback()
-        raise BAD_PASSKEY from exc
-    await session.refresh(key)
-    return key, [_notice(user, f"A passkey named “{name}” was added to your account.")]
-
-
-async def remove_passkey(
-    *, session: AsyncSession, user: User, passkey_id: int, origin: Origin
-) -> list[MailJob]:
-    key = await session.get(Passkey, passkey_id)
-    if key is None or key.user_id != user.id:
-        return []
-    name = key.name
-    await session.delete(key)
-    await audit.add(session, user_id=user.id, kind="passkey_removed", origin=origin, detail=name)
-    await session.commit()
-    return [_notice(user, f"The passkey named “{name}” was removed from your account.")]
-
-
-async def login_options(*, session: AsyncSession, rp: RelyingParty) -> tuple[str, dict[str, Any]]:
-    """Options for navigator.credentials.get() with no account named: the browser offers the
-    discoverable passkeys it holds for this RP."""
-    options = generate_authentication_options(
-        rp_id=rp.rp_id, user_verification=UserVerificationRequirement.PREFERRED
-    )
-    handle = await _store_challenge(session, "login", options.challenge, None)
-    return handle, json.loads(options_to_json(options))
-
-
-async def passkey_login(
-    *, session: AsyncSession, handle: str, credential: dict[str, Any], rp: RelyingParty
-) -> User | None:
-    """The account whose passkey signed this login's challenge on our origin, or None."""
-    challenge = await _take_challenge(session, handle, "login", None)
-    raw_id = credential.get("rawId") or credential.get("id")
-    if challenge is None or not isinstance(raw_id, str) or len(raw_id) > 1400:
-        return None
-    key = (
-        await session.execute(select(Passkey).where(col(Passkey.credential_id) == raw_id))
-    ).scalar_one_or_none()
-    if key is None:
-        return None
-    user_handle = credential.get("response", {}).get("userHandle")
-    try:
-        if user_handle and base64url_to_bytes(user_handle) != key.user_id.bytes:
-            return None
-        verified = verify_authentication_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=rp.rp_id,
-            expected_origin=rp.origins,
-            credential_public_key=key.public_key,
-            credential_current_sign_count=key.sign_count,
-        )
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
-        return None
-    key.sign_count = verified.new_sign_count
-    key.last_used_at = utcnow()
-    user = await session.get(User, key.user_id)
-    await session.commit()
-    if user is None or not user.is_active or not user.is_verified:
-        return None
-    return user

@@ -277,7 +277,7 @@ async def test_row42_every_change_is_on_the_audit_trail_and_mailed(
     client, alice, session, app, mailbox: Mailbox
 ):
     with time_machine.travel(START, tick=False) as clock:
-        secret, codes, headers = await turn_on_totp(client, alice.email)
+        secret, codes, _headers = await turn_on_totp(client, alice.email)
         await api_login(client, alice.email, otp=codes[0])
         clock.shift(30)
         client.cookies.clear()
@@ -347,7 +347,8 @@ async def test_row42_one_account_cannot_remove_anothers_passkey(client, alice, b
     key = (await session.execute(select(Passkey))).scalar_one()
     client.cookies.clear()
     await sign_in(client, bob.email)
-    await post_form(client, f"/settings/passkeys/{key.id}/delete", {})
+    foreign = await post_form(client, f"/settings/passkeys/{key.id}/delete", {})
+    assert foreign.status_code == 404
     session.expire_all()
     assert (await session.execute(select(Passkey))).scalar_one().user_id == alice_id
 
