@@ -364,3 +364,39 @@ async def test_row41_the_ten_a_day_are_counted_atomically_across_workers_through
     await second.otp_succeeded(user, "192.0.2.1")  # a right code gives its slot back
     assert await first.otp_attempt(user, "192.0.2.1")
     await first.reset()
+
+
+def _request(settings, host: str):
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    app = SimpleNamespace(state=SimpleNamespace(settings=settings))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/login/passkey/options",
+        "headers": [(b"host", host.encode())],
+        "scheme": "http",
+        "server": (host.partition(":")[0], int(host.partition(":")[2] or 80)),
+        "app": app,
+        "query_string": b"",
+    }
+    return Request(scope)
+
+
+def test_row42_the_rp_id_and_origin_come_from_base_url_or_the_loopback_name_in_use():
+    from app.config import Settings
+    from app.routes.pages_twofactor import relying_party
+
+    common = {"database_url": "sqlite+aiosqlite:///:memory:", "secret_key": "k" * 40}
+    public = Settings(_env_file=None, base_url="https://diary.example", **common)
+    rp = relying_party(_request(public, "evil.example"))
+    assert (rp.rp_id, rp.origins) == ("diary.example", ["https://diary.example"])
+    local = Settings(_env_file=None, environment="development", **common)
+    assert local.loopback_origins
+    rp = relying_party(_request(local, "localhost:8123"))
+    assert (rp.rp_id, rp.origins) == ("localhost", ["http://localhost:8123"])
+    # Another name for this development server is not a loopback one: BASE_URL's default stands.
+    rp = relying_party(_request(local, "evil.example:8123"))
+    assert (rp.rp_id, rp.origins) == ("localhost", ["http://localhost:8000"])
