@@ -103,7 +103,7 @@ async def test_a_passkey_is_added_in_settings_then_signs_in_without_a_password(
 
     await page.context.clear_cookies()
     await page.goto(f"{base}/login?next=/entries")
-    await page.get_by_role("button", name="Sign in with a passkey").click()
+    await page.get_by_role("button", name="Use a passkey").click()
     await page.wait_for_url(f"{base}/entries")
     await page.goto(f"{base}/settings")
     await page.get_by_text("Added a passkey (Virtual key)").wait_for()
@@ -125,7 +125,7 @@ async def test_the_login_page_says_so_when_the_browser_has_no_webauthn(
     await page.add_init_script("delete window.PublicKeyCredential;")
     await page.goto(f"{base}/login")
     await page.get_by_text("This browser cannot use passkeys").wait_for()
-    assert await page.get_by_role("button", name="Sign in with a passkey").is_disabled()
+    assert await page.get_by_role("button", name="Use a passkey").is_disabled()
     await no_problems(page)
 
 
