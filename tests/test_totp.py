@@ -248,3 +248,30 @@ async def test_accounts_without_a_second_step_sign_in_as_before(client, alice):
     assert session_cookie_set(response)
     client.cookies.clear()
     assert (await api_login(client, alice.email, otp="123456")).status_code == 200
+
+
+async def test_new_recovery_codes_replace_the_old_ones(client, alice, app, mailbox: Mailbox):
+    with time_machine.travel(START, tick=False) as clock:
+        secret, old, _ = await turn_on_totp(client, alice.email)
+        clock.shift(30)
+        client.cookies.clear()
+        await password_step(client, alice.email)
+        await code_step(client, at(secret, time.time()))
+        page = await client.get("/settings")
+        assert "Make new recovery codes" in page.text
+        refused = await post_form(
+            client, "/settings/totp/recovery-codes", {"current_password": "x"}
+        )
+        assert refused.status_code == 303
+        renewed = await post_form(
+            client, "/settings/totp/recovery-codes", {"current_password": PASSWORD}
+        )
+        assert renewed.status_code == 200 and "The old ones no longer work" in renewed.text
+        new = re.findall(r"<li>([0-9a-f]{5}-[0-9a-f]{5})</li>", renewed.text)
+        assert len(new) == 10 and not set(new) & set(old)
+        client.cookies.clear()
+        assert (await api_login(client, alice.email, otp=old[0])).status_code == 400
+        assert (await api_login(client, alice.email, otp=new[0])).status_code == 200
+        await settle(app)
+    texts = [m.get_body(("plain",)).get_content() for m in mailbox.to(alice.email)]
+    assert any("New recovery codes were made" in t for t in texts)

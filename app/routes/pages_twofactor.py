@@ -141,7 +141,7 @@ async def second_step(
         flash(
             request,
             f"You signed in with a recovery code. {left} recovery code{'' if left == 1 else 's'} "
-            "remain; each works once. Turn the app off and on again in Settings for new ones.",
+            "remain; each works once. Settings can make new ones.",
             "info",
         )
     audit_after(request, "login", user, how)
@@ -242,6 +242,29 @@ async def totp_enable(
         return render(request, "twofactor/setup.html", ctx, status_code=422)
     mail_after(request, *jobs)
     return render(request, "twofactor/recovery_codes.html", {"user": user, "codes": codes})
+
+
+@router.post("/settings/totp/recovery-codes")
+async def renew_recovery_codes(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    current_password: Field = "",
+) -> Response:
+    try:
+        codes, jobs = await twofactor.renew_recovery_codes(
+            session=session,
+            user=user,
+            password=clip(current_password),
+            secret_key=settings.secret_key,
+            origin=origin(request),
+        )
+    except twofactor.TwoFactorProblem as problem:
+        return _problem_page(request, problem)
+    mail_after(request, *jobs)
+    ctx = {"user": user, "codes": codes, "renewed": True}
+    return render(request, "twofactor/recovery_codes.html", ctx)
 
 
 @router.post("/settings/totp/disable")

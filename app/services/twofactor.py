@@ -360,6 +360,22 @@ async def check_code(
     return result
 
 
+async def renew_recovery_codes(
+    *, session: AsyncSession, user: User, password: str, secret_key: str, origin: Origin
+) -> tuple[list[str], list[MailJob]]:
+    """Ten new recovery codes (shown once); the old ones stop working."""
+    if not await _password_ok(user, password):
+        raise WRONG_PASSWORD
+    if not await totp_enabled(session, user.id):
+        raise TwoFactorProblem("TOTP_NOT_ENABLED", "form", "Two-step sign-in with an app is off.")
+    await session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
+    codes = _new_recovery_codes(session, user.id, secret_key)
+    await audit.add(session, user_id=user.id, kind="recovery_codes_renewed", origin=origin)
+    await session.commit()
+    change = "New recovery codes were made; the old ones no longer work."
+    return codes, [notice(user, change)]
+
+
 async def note_recovery_used(
     *, session: AsyncSession, user: User, origin: Origin
 ) -> tuple[int, list[MailJob]]:
