@@ -42,6 +42,7 @@ from app.routes import (
     api_import,
     api_rates,
     api_stats,
+    api_twofactor,
     api_users,
     dev_mail,
     pages_auth,
@@ -51,6 +52,7 @@ from app.routes import (
     pages_home,
     pages_insights,
     pages_settings,
+    pages_twofactor,
 )
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
@@ -78,10 +80,12 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("", pages_home.router),
     ("", pages_auth.router),
     ("", pages_settings.router),
+    ("", pages_twofactor.router),
     ("", pages_categories.router),
     ("", pages_export.router),
     ("/api/v1", api_auth.router),
     ("/api/v1", api_users.router),
+    ("/api/v1", api_twofactor.router),
     ("/api/v1", api_entries.router),
     ("/api/v1", api_categories.router),
     ("/api/v1", api_stats.router),

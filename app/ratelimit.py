@@ -22,6 +22,7 @@ from limits.storage import storage_from_string
 
 LOGIN_FAILURES_PER_ACCOUNT = parse("20/day")
 CODE_FAILURES_PER_ACCOUNT = parse("10/day")
+OTP_FAILURES_PER_ACCOUNT = parse("10/day")  # authenticator and recovery codes (second step)
 AUTH_FAILURES_PER_IP = parse("20/hour")
 EMAIL_CHANGES_PER_ACCOUNT = parse("5/day")  # each one mails a code to a new address
 ACCOUNT_MAILS_PER_ADDRESS = parse("5/hour")  # codes, reset links, sign-up notices
@@ -111,6 +112,17 @@ class AuthLimiter:
 
     async def code_succeeded(self, email: str, ip: str) -> None:
         await self._give_back(self._code_rules(email, ip))
+
+    def _otp_rules(self, user_id: str, ip: str) -> list[Rule]:
+        return [Rule(OTP_FAILURES_PER_ACCOUNT, f"otp:{user_id}"), self._ip(ip)]
+
+    async def otp_attempt(self, user_id: str, ip: str) -> bool:
+        """Take a try for the account's second-step codes and the address before a code is
+        compared; False once the account had 10 wrong today (then even a right code waits)."""
+        return await self._take(self._otp_rules(user_id, ip))
+
+    async def otp_succeeded(self, user_id: str, ip: str) -> None:
+        await self._give_back(self._otp_rules(user_id, ip))
 
     async def email_change_allowed(self, user_id: str) -> bool:
         """Count a request to change the account's address; False once over the daily cap."""

@@ -46,6 +46,9 @@ CLEAR_SITE_DATA = (b"clear-site-data", b'"cache", "cookies", "storage"')
 # Pages whose forms may be posted before any session exists: login CSRF is a thing.
 ALWAYS_PROTECT = {
     "/login",
+    "/login/second-step",
+    "/login/passkey/options",
+    "/login/passkey",
     "/register",
     "/verify",
     "/verify/resend",

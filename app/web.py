@@ -6,13 +6,14 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.htmx import redirect
 from app.mail import MailJob
 from app.models import User
 from app.schemas import validation_error
-from app.services import Problem, accounts, audit, export
+from app.services import Problem, accounts, audit, export, twofactor
 from app.services.importer import ImportProblem
 
 T = TypeVar("T")
@@ -81,11 +82,12 @@ def audit_after(request: Request, kind: str, user: User, detail: str = "") -> No
 
 
 def audit_login(
-    request: Request, result: accounts.LoginResult, user: User | None, email: str
+    request: Request, result: accounts.LoginResult, user: User | None, email: str, how: str = ""
 ) -> None:
-    """A sign-in on the trail; a failure only on a real account's, found after the answer."""
+    """A sign-in on the trail (`how`: the second step or passkey it took); a failure only on a
+    real account's, found after the answer."""
     if result is accounts.LoginResult.OK and user is not None:
-        audit_after(request, "login", user)
+        audit_after(request, "login", user, how)
     elif result is accounts.LoginResult.BAD_CREDENTIALS:
         where = origin(request)
         after_response(
@@ -128,3 +130,31 @@ async def read_upload(request: Request, file: UploadFile) -> bytes:
     if not content:
         raise ImportProblem([f"{file.filename or 'the file'}: it is empty."])
     return content
+
+
+PENDING_COOKIE = "sd_pending"
+
+
+def pending_cookie(request: Request) -> str:
+    """The cookie of a sign-in waiting for its second step (no session yet)."""
+    return str(request.app.state.settings.cookie_name(PENDING_COOKIE))
+
+
+async def start_second_step(
+    request: Request, session: AsyncSession, user: User, next_path: str
+) -> Response:
+    """The password was right and the account has a second step: no session yet, a pending
+    sign-in (10 minutes, 5 codes) and the page asking for the code."""
+    token = await twofactor.start_pending(session=session, user=user, next_path=next_path)
+    response = redirect(request, "/login/second-step")
+    settings = request.app.state.settings
+    response.set_cookie(
+        pending_cookie(request),
+        token,
+        max_age=int(twofactor.PENDING_TTL.total_seconds()),
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="lax",
+        path="/",
+    )
+    return response

@@ -1,6 +1,6 @@
 """search: SQLite's full-text index also holds each entry's owner
 
-Revision ID: 0008_search
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 01:20:00
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008_search"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -6,6 +6,13 @@ from app.models.category import Category
 from app.models.email_code import EmailCode
 from app.models.entry import Entry, EntryTag
 from app.models.rate import ExchangeRate, ManualRate
+from app.models.twofactor import (
+    Passkey,
+    PendingSignIn,
+    RecoveryCode,
+    TwoFactor,
+    WebAuthnChallenge,
+)
 from app.models.user import AccessToken, User
 
 metadata = Base.metadata
@@ -19,6 +26,11 @@ __all__ = [
     "EntryTag",
     "ExchangeRate",
     "ManualRate",
+    "Passkey",
+    "PendingSignIn",
+    "RecoveryCode",
+    "TwoFactor",
     "User",
+    "WebAuthnChallenge",
     "metadata",
 ]

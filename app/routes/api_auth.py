@@ -6,7 +6,7 @@ the work that differs (creating the account, mailing) runs after the answer went
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users.exceptions import (
@@ -22,15 +22,74 @@ from app.auth import (
     session_cookie,
     sign_in,
 )
+from app.db import get_session
 from app.deps import LimiterDep, SessionDep, SettingsDep, StrategyDep, UserManagerDep, UserToken
 from app.forms import clip
 from app.schemas import Accepted, Email, Register, ResetPassword, Token, Verify
-from app.services import accounts
-from app.web import after_response, audit_after, audit_login, client_ip
+from app.services import accounts, twofactor
+from app.web import after_response, audit_after, audit_login, client_ip, mail_after, origin
+
+
+class OtpLoginForm(OAuth2PasswordRequestForm):
+    """OAuth2's password form, plus `otp`: the authenticator or recovery code of an account with
+    two-step sign-in on."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+        otp: Annotated[str | None, Form(max_length=64)] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+        self.otp = otp
+
+
+async def login_second_step(request: Request, user: User, otp: str | None) -> str:
+    """After a right password: '' for an account without a second step, else how the code
+    proved it; 401 OTP_REQUIRED without one, the generic 400 for a wrong one, 429 past limits."""
+    session = await get_session(request)
+    if not await twofactor.totp_enabled(session, user.id):
+        return ""
+    if not otp:
+        raise HTTPException(401, "OTP_REQUIRED")
+    settings = request.app.state.settings
+    result = await twofactor.check_code(
+        session=session,
+        limiter=request.app.state.limiter,
+        user=user,
+        code=otp,
+        ip=origin(request).ip,
+        secret_key=settings.secret_key,
+    )
+    if result is twofactor.CodeResult.RATE_LIMITED:
+        raise HTTPException(429, "TOO_MANY_ATTEMPTS")
+    if not result.ok:
+        audit_after(request, "login_failed", user, "wrong authenticator code")
+        raise HTTPException(400, "LOGIN_BAD_CREDENTIALS")
+    if result is twofactor.CodeResult.RECOVERY:
+        _, jobs = await twofactor.note_recovery_used(
+            session=session, user=user, origin=origin(request)
+        )
+        mail_after(request, *jobs)
+        return "with a recovery code"
+    return "with an authenticator code"
+
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-LoginForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+LoginForm = Annotated[OtpLoginForm, Depends()]  # OAuth2's form plus `otp`
 
 CODE_SENT = "If this address can sign up, a 6-digit code is on its way to it."
 RESET_SENT = "If an account uses this address, a link to reset the password is on its way."
@@ -106,14 +165,15 @@ async def verify(
     return Accepted(status="verified", message="Your address is verified. You can sign in.")
 
 
-async def _login(
-    request: Request, form: OAuth2PasswordRequestForm, manager: Any, limiter: Any
-) -> User:
+async def _login(request: Request, form: OtpLoginForm, manager: Any, limiter: Any) -> User:
     email = clip(form.username)
     result, user = await accounts.login(
         manager=manager, limiter=limiter, email=email, password=form.password, ip=client_ip(request)
     )
-    audit_login(request, result, user, email)
+    method = ""
+    if result is accounts.LoginResult.OK and user is not None:
+        method = await login_second_step(request, user, form.otp)  # 401, 400 or 429 when due
+    audit_login(request, result, user, email, method)
     if result is accounts.LoginResult.RATE_LIMITED:
         raise HTTPException(429, result.value)
     if result is not accounts.LoginResult.OK or user is None:
@@ -122,7 +182,9 @@ async def _login(
 
 
 LOGIN_ERRORS = _errors(
-    (400, "LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"), (429, "TOO_MANY_ATTEMPTS")
+    (400, "LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
+    (401, "OTP_REQUIRED: two-step sign-in is on; send the code as `otp`"),
+    (429, "TOO_MANY_ATTEMPTS"),
 )
 
 

@@ -20,9 +20,9 @@ from app.auth import end_session, password_helper, password_problem, sign_in
 from app.deps import LimiterDep, OptionalUser, SessionDep, SettingsDep, StrategyDep, UserManagerDep
 from app.forms import TIMEZONE_GROUPS, clip, email_problem, form_errors, timezone_problem
 from app.htmx import local_path, redirect
-from app.services import accounts
+from app.services import accounts, twofactor
 from app.templating import flash, render
-from app.web import after_response, audit_after, audit_login, client_ip
+from app.web import after_response, audit_after, audit_login, client_ip, start_second_step
 
 router = APIRouter(include_in_schema=False)
 
@@ -175,6 +175,7 @@ async def login(
     limiter: LimiterDep,
     strategy: StrategyDep,
     settings: SettingsDep,
+    session: SessionDep,
     email: Field = "",
     password: Field = "",
     next: Field = "/",
@@ -187,6 +188,9 @@ async def login(
         password=clip(password),
         ip=client_ip(request),
     )
+    ok = result is accounts.LoginResult.OK and user is not None
+    if ok and user is not None and await twofactor.totp_enabled(session, user.id):
+        return await start_second_step(request, session, user, values["next"])  # no session yet
     audit_login(request, result, user, email)
     if result is accounts.LoginResult.NOT_VERIFIED:
         after_response(

@@ -12,7 +12,7 @@ from app.forms import TIMEZONE_GROUPS, clip, email_problem, validation_errors
 from app.htmx import is_htmx, local_path, redirect
 from app.models import User
 from app.schemas import CURRENCIES, ManualRateWrite, PreferencesUpdate, manual_currency
-from app.services import accounts, audit, money
+from app.services import accounts, audit, money, twofactor
 from app.templating import flash, render
 from app.web import mail_after, origin
 
@@ -53,6 +53,7 @@ async def _settings(request: Request, user: User, session: SessionDep, **ctx: An
         ),
         "pending_email": await accounts.pending_email(session=session, user=user),
         "manual_rates": await money.manual_rates(session=session, user=user),
+        "twofactor": await twofactor.status(session=session, user=user),
         **ctx,
     }
     return render(

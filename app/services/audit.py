@@ -34,6 +34,12 @@ WORDS = {
     "email_changed": "Changed the email address",
     "export": "Exported the diary",
     "sessions_revoked": "Signed out the other sessions",
+    "totp_enabled": "Turned on two-step sign-in with an app",
+    "totp_disabled": "Turned off two-step sign-in with an app",
+    "recovery_code_used": "Used a recovery code",
+    "recovery_codes_renewed": "Made new recovery codes",
+    "passkey_added": "Added a passkey",
+    "passkey_removed": "Removed a passkey",
 }
 BROWSERS = (
     ("Edg/", "Edge"),
