@@ -11,8 +11,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 
 from app.deps import CurrentUser, SessionDep
-from app.models import Entry
-from app.schemas import ID_MAX, CategoryRef, Day, EntryCreate, EntryPage, EntryRead, EntryUpdate
+from app.models import Entry, Photo
+from app.schemas import (
+    ID_MAX,
+    CategoryRef,
+    Day,
+    EntryCreate,
+    EntryPage,
+    EntryRead,
+    EntryUpdate,
+    PhotoRead,
+)
 from app.services import entries
 from app.services.entries import EntryChanged, EntryProblem, EntryView, Filters
 
@@ -71,6 +80,22 @@ def entry_read(view: EntryView) -> EntryRead:
         currency=entry.currency,
         created_at=entry.created_at,
         updated_at=entry.updated_at,
+        photos=[photo_read(p) for p in view.photos],
+    )
+
+
+def photo_read(photo: Photo) -> PhotoRead:
+    assert photo.id is not None
+    return PhotoRead(
+        id=photo.id,
+        url=photo.url,
+        thumbnail_url=photo.thumbnail_url,
+        width=photo.width,
+        height=photo.height,
+        content_type=photo.content_type,
+        bytes=photo.bytes,
+        alt=photo.alt,
+        position=photo.position,
     )
 
 
