@@ -116,6 +116,7 @@ def make_settings(db_url: str, smtp_port: int, **overrides: Any) -> Settings:
         "rates_refresh": False,
         # Development keeps every mail it sends; the suite's go to a folder of its own.
         "dev_mail_dir": Path(tempfile.gettempdir()) / f"successdiary-test-mail-{os.getpid()}",
+        "media_dir": Path(tempfile.gettempdir()) / f"successdiary-test-media-{os.getpid()}",
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

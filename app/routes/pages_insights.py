@@ -17,7 +17,7 @@ from app.db import get_session
 from app.forms import query_day
 from app.models import User
 from app.schemas import DAY_MAX, DAY_MIN, DAY_RANGE
-from app.services import money, stats
+from app.services import money, photos, stats
 from app.services.entries import today_for
 from app.templating import flash, render, request_locale
 from app.web import PageUser
@@ -236,6 +236,9 @@ async def _review(
         # Never into the future: no link once the next period starts after the user's today.
         "next": (following, _period_name(period, following)) if following <= today else None,
         "today": today,
+        "review_photos": await photos.photos_for(
+            session, [e.id for e in result.entries if e.photo_count and e.id is not None]
+        ),
     } | await _money(request, session, user, result.start, result.end)
     return render(request, "insights/review.html", ctx, status_code=status)
 

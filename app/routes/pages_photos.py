@@ -74,6 +74,9 @@ async def add_from_form(
     state = request.app.state
     added, problems = 0, []
     for upload in files[: MAX_PER_ENTRY + 1]:
+        entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
+        if entry is None:
+            break
         try:
             data = await read_bounded(upload, state.settings.media_max_bytes)
             await photos.add_photo(
@@ -89,6 +92,8 @@ async def add_from_form(
             added += 1
         except PhotoProblem as exc:
             problems.append(f"{(upload.filename or 'photo')[:80]}: {exc.message}")
+            if user in session:
+                await session.refresh(user)
     if added:
         flash(request, f"Added {added} photo{'s' if added != 1 else ''}.")
     for problem in problems:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col
 
 from app.models import Category, Entry, User
-from app.services.entries import EntryView, from_minor, visible_entries
+from app.services.entries import EntryView, from_minor, visible_entries, with_photos
 
 FORMAT = "successdiary"
 VERSION = 1
@@ -296,9 +296,9 @@ async def print_batches(
         stmt = stmt.order_by(col(Entry.day), col(Entry.id)).limit(PRINT_BATCH)
         async with maker() as session:
             rows = (await session.execute(stmt)).all()
+            batch = await with_photos(session, [EntryView(entry, category) for entry, category in rows])
         if not rows:
             return
-        batch = [EntryView(entry, category) for entry, category in rows]
         last = batch[-1].entry
         assert last.id is not None
         after = (last.day, last.id)

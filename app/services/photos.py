@@ -234,6 +234,7 @@ async def add_photo(
     keeps a clean file byte for byte (verify_kept)."""
     del filename
     assert entry.id is not None
+    entry_id, title, user_id = entry.id, entry.title, user.id
     if len(data) > settings.media_max_bytes:
         raise too_large(settings.media_max_bytes)
     if entry.photo_count >= MAX_PER_ENTRY:
@@ -247,10 +248,10 @@ async def add_photo(
     if used + done.total > settings.media_quota_bytes:
         raise _over_quota(settings)
     ext = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}[done.content_type]
-    key = f"{user.id}/{secrets.token_urlsafe(16)}.{ext}"
+    key = f"{user_id}/{secrets.token_urlsafe(16)}.{ext}"
     photo = Photo(
-        user_id=user.id,
-        entry_id=entry.id,
+        user_id=user_id,
+        entry_id=entry_id,
         key=key,
         sha256=done.sha256,
         content_type=done.content_type,
@@ -260,7 +261,7 @@ async def add_photo(
         thumb_width=done.thumb_width,
         thumb_height=done.thumb_height,
         thumb_bytes=len(done.thumb),
-        alt=clean_alt(alt, entry.title),
+        alt=clean_alt(alt, title),
     )
     await anyio.to_thread.run_sync(storage.put, photo.thumb_key, done.thumb, "image/webp")
     await anyio.to_thread.run_sync(storage.put, key, done.data, done.content_type)
@@ -270,7 +271,7 @@ async def add_photo(
         count = (
             await session.execute(
                 update(Entry)
-                .where(col(Entry.id) == entry.id, col(Entry.photo_count) < MAX_PER_ENTRY)
+                .where(col(Entry.id) == entry_id, col(Entry.photo_count) < MAX_PER_ENTRY)
                 .values(photo_count=col(Entry.photo_count) + 1)
                 .returning(col(Entry.photo_count))
                 .execution_options(synchronize_session=False)
@@ -285,7 +286,9 @@ async def add_photo(
         await session.rollback()
         await _remove_files(storage, [photo])
         raise
-    await session.refresh(entry)
+    await session.refresh(photo)
+    if user in session:  # the caller may go on with it (several files from one form)
+        await session.refresh(user)
     return photo
 
 
