@@ -30,7 +30,8 @@ from app.main import create_app
 from app.models import User, metadata
 from tests.factories import make_user
 
-pytest_plugins = ["tests.browser.plugin"]  # Chromium and a live server, for any test module
+# Chromium and a live server, for any test module; photo storages (a folder, moto S3).
+pytest_plugins = ["tests.browser.plugin", "tests.photos_support"]
 
 # The suite never calls out: no exchange-rate refresh in any app or server it starts (tests of
 # the rates point RATES_URL at a local server and switch it on themselves).

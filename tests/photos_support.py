@@ -120,7 +120,7 @@ def s3_storage(settings: Settings, moto: MotoServer, bucket: str) -> S3Storage:
             "media_s3_bucket": bucket,
             "media_s3_endpoint": moto.url,
             "media_s3_access_key": "test",
-            "media_s3_secret_key": "test",  # noqa: S106
+            "media_s3_secret_key": "test",
         }
     )
     storage = S3Storage(s3)
@@ -129,9 +129,7 @@ def s3_storage(settings: Settings, moto: MotoServer, bucket: str) -> S3Storage:
 
 
 @pytest.fixture(params=["local", "s3"])
-def media(
-    request: pytest.FixtureRequest, app: Any, tmp_path: Path
-) -> Iterator[Storage]:
+def media(request: pytest.FixtureRequest, app: Any, tmp_path: Path) -> Iterator[Storage]:
     """Each test's own storage, put in the app: a fresh folder, or a fresh bucket on moto."""
     if request.param == "local":
         storage: Storage = LocalStorage(tmp_path / "media")

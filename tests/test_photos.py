@@ -14,7 +14,7 @@ from app.models.base import utcnow
 from app.services import photos
 from app.services.entries import purge_deleted
 from tests.factories import bearer_token, csrf_token, sign_in
-from tests.photos_support import has_exif, jpeg, media, moto, png, webp  # noqa: F401
+from tests.photos_support import has_exif, jpeg, png, webp
 
 pytestmark = pytest.mark.usefixtures("media")
 
@@ -62,7 +62,16 @@ async def test_upload_answers_201_with_the_photo_and_serves_it_without_exif(as_a
     response = await upload(as_alice, entry_id, sent)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) >= {"id", "url", "thumbnail_url", "width", "height", "content_type", "bytes", "alt"}
+    assert set(body) >= {
+        "id",
+        "url",
+        "thumbnail_url",
+        "width",
+        "height",
+        "content_type",
+        "bytes",
+        "alt",
+    }
     assert (body["width"], body["height"]) == (48, 64)
     assert body["content_type"] == "image/jpeg"
     assert body["alt"] == "Finished the marathon"  # the win's title by default
@@ -120,7 +129,9 @@ async def test_only_the_owner_sees_or_changes_a_photo(as_alice, as_bob, client):
     for url in (body["url"], body["thumbnail_url"]):
         assert (await as_bob.get(url)).status_code == 404
     assert (await as_bob.get(f"/api/v1/entries/{entry_id}/photos")).status_code == 404
-    assert (await as_bob.patch(f"/api/v1/photos/{body['id']}", json={"alt": "x"})).status_code == 404
+    assert (
+        await as_bob.patch(f"/api/v1/photos/{body['id']}", json={"alt": "x"})
+    ).status_code == 404
     assert (await as_bob.delete(f"/api/v1/photos/{body['id']}")).status_code == 404
     assert (await upload(as_bob, entry_id, png())).status_code == 404
     anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
@@ -216,7 +227,9 @@ async def test_the_pages_add_describe_move_and_remove_photos_without_javascript(
     )
     assert moved.status_code == 303
     described = await client.post(
-        f"/photos/{shown[1].id}/alt", data={"csrftoken": token, "alt": "The certificate"}, headers=headers
+        f"/photos/{shown[1].id}/alt",
+        data={"csrftoken": token, "alt": "The certificate"},
+        headers=headers,
     )
     assert described.status_code == 303
     assert 'alt="The certificate"' in (await client.get(f"/entries/{entry.id}")).text

@@ -12,17 +12,7 @@ from sqlalchemy import func, select
 from app.models import Photo
 from app.services.photos import process
 from tests.factories import bearer_token
-from tests.photos_support import (  # noqa: F401
-    HTML,
-    SVG,
-    bomb,
-    has_exif,
-    jpeg,
-    media,
-    moto,
-    png,
-    truncated,
-)
+from tests.photos_support import HTML, SVG, bomb, has_exif, jpeg, png, truncated
 
 pytestmark = pytest.mark.usefixtures("media")
 
@@ -111,7 +101,7 @@ async def test_row43_stored_bytes_are_re_encoded_without_exif_or_gps(as_alice, m
     served = (await as_alice.get(body["url"])).content
     assert served != sent and not has_exif(served)
     assert Image.open(io.BytesIO(served)).getexif().get_ifd(0x8825) == {}
-    stored = [media.get(k) for k in media.keys()]
+    stored = [media.get(k) for k in list(media.keys())]
     assert all(not has_exif(b) for b in stored)
     assert sent not in stored
     # PNG's eXIf chunk goes too.
@@ -122,9 +112,7 @@ async def test_row43_stored_bytes_are_re_encoded_without_exif_or_gps(as_alice, m
     assert not has_exif(process(with_exif.getvalue(), 50_000_000).data)
 
 
-async def test_row43_served_only_to_the_owner_with_nosniff_and_private_caching(
-    as_alice, app, bob
-):
+async def test_row43_served_only_to_the_owner_with_nosniff_and_private_caching(as_alice, app, bob):
     entry_id = await entry(as_alice)
     body = (await send(as_alice, entry_id, png(), "p.png", "image/png")).json()
     for url in (body["url"], body["thumbnail_url"]):
