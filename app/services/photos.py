@@ -140,16 +140,29 @@ def _encode(image: Image.Image, kind: str, icc: bytes | None) -> bytes:
     return out.getvalue()
 
 
+def _thumbnail(image: Image.Image) -> Image.Image:
+    """At most THUMB_SIDE on the longer side, resized straight from the frame (no full copy)."""
+    scale = min(1.0, THUMB_SIDE / max(image.width, image.height))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert(
+            "RGBA" if "transparency" in image.info or "A" in image.getbands() else "RGB"
+        )
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def process(data: bytes, max_pixels: int) -> Processed:
     """Decode, orient, strip and re-encode an upload, and make its thumbnail (blocking)."""
     image = _open(data, max_pixels)
     kind = OUTPUT[str(image.format)]
     icc = image.info.get("icc_profile")
-    image = ImageOps.exif_transpose(image)
+    oriented = ImageOps.exif_transpose(image)
+    if oriented is not image:
+        image.close()  # one decoded frame in memory at a time, not two
+    image = oriented
     image.info = {}  # nothing of the sent metadata goes any further
     stored = _encode(image, kind, icc)
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    thumb = _thumbnail(image)
     thumb_bytes = _encode(thumb, "WEBP", None)
     return Processed(
         stored,
@@ -170,8 +183,7 @@ def verify_kept(data: bytes, max_pixels: int) -> Processed:
         return process(data, max_pixels)
     if image.info.get("xmp") or image.info.get("comment"):
         return process(data, max_pixels)
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    thumb = _thumbnail(image)
     thumb.info = {}
     return Processed(
         data,
