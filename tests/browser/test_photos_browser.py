@@ -58,7 +58,9 @@ async def test_a_photo_added_on_a_phone_shows_as_a_thumbnail_without_csp_problem
 
 
 async def test_the_plain_photo_form_works_with_javascript_off(
-    chromium: Any, phone: Any, live_server: str  # noqa: F811
+    chromium: Any,
+    phone: Any,  # noqa: F811
+    live_server: str,
 ):
     [entry_id] = await api_entries(phone, live_server, ["Whiteboard of the plan"])
     cookies = await phone.context.cookies()
