@@ -15,6 +15,7 @@ from app.services import photos
 from app.services.entries import purge_deleted
 from tests.factories import bearer_token, csrf_token, sign_in
 from tests.photos_support import has_exif, jpeg, png, webp
+from tests.test_query_budget import statements  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("media")
 
@@ -256,3 +257,44 @@ async def test_the_plain_photo_form_needs_its_csrf_token(client, alice, session)
         headers={"Origin": "http://testserver"},
     )
     assert forged.status_code == 403
+
+
+async def test_the_list_with_20_wins_of_3_photos_costs_one_query_more(
+    app,
+    client,
+    alice,
+    session,
+    media,
+    statements,  # noqa: F811
+):
+    from datetime import date
+
+    from app.schemas import EntryCreate
+    from app.services import entries
+    from tests.conftest import settle
+    from tests.test_query_budget import BUDGET
+
+    for i in range(20):
+        data = EntryCreate(title=f"Win {i}", day=date(2026, 3, 1) + timedelta(days=i))
+        entry_id = (await entries.create_entry(session=session, user=alice, data=data)).id
+        for _ in range(3):
+            entry = await session.get(Entry, entry_id)
+            await photos.add_photo(
+                session=session,
+                user=alice,
+                entry=entry,
+                data=png(8, 8),
+                filename="x.png",
+                alt=None,
+                storage=media,
+                settings=app.state.settings,
+            )
+    await sign_in(client, "alice@example.com")
+    await settle(app)
+    statements.clear()
+    page = await client.get("/entries")
+    assert page.status_code == 200
+    assert len(statements) <= BUDGET + 1, [s for s, _ in statements]
+    # 60 thumbnails, each lazy with its size set, each a request of its own.
+    assert page.text.count('loading="lazy"') == 60
+    assert page.text.count("-thumb.webp") == 60
