@@ -319,7 +319,7 @@ def _note_passed(app: ASGIApp) -> ASGIApp:
 
 
 # Multipart page forms whose route checks the token itself (see form_token_valid).
-FORM_CHECKED = {"/import/preview"}
+FORM_CHECKED = {"/import/preview", "/entries"}  # /entries: the new-win page with photos
 FORM_CHECKED_PATTERN = re.compile(r"/entries/\d{1,10}/photos")  # the entry page's photo form
 
 

@@ -137,7 +137,8 @@ async def test_only_the_owner_sees_or_changes_a_photo(as_alice, as_bob, client):
     assert (await upload(as_bob, entry_id, png())).status_code == 404
     anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
     async with anonymous:
-        assert (await anonymous.get(body["url"])).status_code == 404
+        answer = await anonymous.get(body["url"])
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
     # A URL whose hash is not the photo's names nothing.
     wrong = body["url"].rsplit("/", 1)[0] + "/" + "0" * 20 + ".png"
     assert (await as_alice.get(wrong)).status_code == 404
@@ -298,3 +299,40 @@ async def test_the_list_with_20_wins_of_3_photos_costs_one_query_more(
     # 60 thumbnails, each lazy with its size set, each a request of its own.
     assert page.text.count('loading="lazy"') == 60
     assert page.text.count("-thumb.webp") == 60
+
+
+async def test_the_new_win_page_takes_photos_in_its_plain_form(client, alice, media, session):
+    await sign_in(client, "alice@example.com")
+    page = await client.get("/entries/new")
+    assert 'enctype="multipart/form-data"' in page.text
+    assert 'type="file" name="file" accept="image/*" multiple' in page.text
+    token = await csrf_token(client)
+    headers = {"Origin": "http://testserver"}
+    saved = await client.post(
+        "/entries",
+        data={"csrftoken": token, "title": "Climbed Snowdon", "day": "2026-11-21"},
+        files=[
+            ("file", ("top.jpg", jpeg(), "image/jpeg")),
+            ("file", ("x.svg", b"<svg/>", "image/svg+xml")),
+        ],
+        headers=headers,
+    )
+    assert saved.status_code == 303, saved.text
+    entry = (await session.execute(select(Entry))).scalar_one()
+    assert saved.headers["location"].endswith(f"/entries/{entry.id}#photos")
+    shown = await client.get(f"/entries/{entry.id}")
+    assert shown.text.count('alt="Climbed Snowdon"') >= 1
+    assert "x.svg: This file is not" in shown.text  # the refused one is named
+    assert len(stored_keys(media)) == 2
+    forged = await client.post(
+        "/entries",
+        data={"csrftoken": "forged", "title": "Nope"},
+        files={"file": ("a.png", png(), "image/png")},
+        headers=headers,
+    )
+    assert forged.status_code == 403
+    # The quick-add form on the list stays a plain urlencoded form.
+    assert (
+        'enctype="multipart/form-data"'
+        not in (await client.get("/entries")).text.split('id="quick-add"')[1].split(">")[0]
+    )

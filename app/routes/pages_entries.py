@@ -20,6 +20,7 @@ from app.deps import SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
 from app.models import User
+from app.routes.pages_photos import add_uploads, form_checked
 from app.schemas import EntryCreate, EntryUpdate, parse_day
 from app.services import entries
 from app.services.entries import EntryProblem, Filters
@@ -128,6 +129,8 @@ async def new_page(request: Request, user: PageUser, session: SessionDep) -> Res
 @router.post("/entries")
 async def create(request: Request, user: PageUser, session: SessionDep) -> Response:
     form = await request.form()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form_checked(request, form)  # the new-win page with photos (app.security.FORM_CHECKED)
     data = entry_data(form, partial=False)
     try:
         entry = await entries.create_entry(
@@ -139,6 +142,10 @@ async def create(request: Request, user: PageUser, session: SessionDep) -> Respo
         return await _quick_add_errors(request, session, user, form, {exc.field: exc.message})
     if not is_htmx(request):
         flash(request, f"Saved: {entry.title}")
+        entry_id = entry.id
+        assert entry_id is not None
+        if await add_uploads(request, session, user, entry_id, form):
+            return redirect(request, f"/entries/{entry_id}#photos")
         return redirect(request, "/entries")
     ctx = _form_context(await _page_context(session, user, request))
     ctx |= {"fresh_form": True, "created_id": entry.id}  # focus moves to the new entry

@@ -6,11 +6,13 @@ through the JSON API with progress when it is on).
 import re
 
 from fastapi import APIRouter, HTTPException, Request
-from starlette.datastructures import UploadFile
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
-from app.deps import OptionalUser, SessionDep
+from app.deps import SessionDep
 from app.htmx import redirect
+from app.models import User
 from app.routes.api_photos import read_bounded
 from app.security import form_token_valid
 from app.services import entries, photos
@@ -26,11 +28,12 @@ CACHE = "private, max-age=31536000, immutable"
 
 @router.get("/photos/{photo_id}/{name}")
 async def serve(
-    request: Request, photo_id: int, name: str, user: OptionalUser, session: SessionDep
+    request: Request, photo_id: int, name: str, user: PageUser, session: SessionDep
 ) -> Response:
-    """The stored bytes, to their owner only (anyone else, signed in or not: 404)."""
+    """The stored bytes, to their owner only: another user gets 404 (as for entries), and
+    no session at all the sign-in page."""
     match = NAME.fullmatch(name)
-    if user is None or match is None or not 0 < photo_id <= 2_147_483_647:
+    if match is None or not 0 < photo_id <= 2_147_483_647:
         raise HTTPException(404)
     photo = await photos.get_photo(session=session, user=user, photo_id=photo_id)
     thumb = match["thumb"] is not None
@@ -63,12 +66,27 @@ async def add_from_form(
     """The entry page's plain multipart form: one or more `file`s, optional `alt`. Its CSRF
     token is checked here (app.security.FORM_CHECKED), as for the import form."""
     form = await request.form()
-    cookie = request.cookies.get(request.app.state.settings.cookie_name("csrftoken"))
-    if not form_token_valid(cookie, form.get("csrftoken"), request.app.state.settings.secret_key):
-        raise HTTPException(403, "CSRF_FAILED")
-    entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
-    if entry is None:
+    form_checked(request, form)
+    if await entries.get_entry(session=session, user=user, entry_id=entry_id) is None:
         raise HTTPException(404)
+    if not await add_uploads(request, session, user, entry_id, form):
+        flash(request, "Choose a photo to add.", "error")
+    return _back(request, entry_id)
+
+
+def form_checked(request: Request, form: FormData) -> None:
+    """The double-submit check of a multipart page form (app.security.FORM_CHECKED)."""
+    settings = request.app.state.settings
+    cookie = request.cookies.get(settings.cookie_name("csrftoken"))
+    if not form_token_valid(cookie, form.get("csrftoken"), settings.secret_key):
+        raise HTTPException(403, "CSRF_FAILED")
+
+
+async def add_uploads(
+    request: Request, session: AsyncSession, user: User, entry_id: int, form: FormData
+) -> bool:
+    """Add a form's `file`s to the entry, flashing what was added and what was refused;
+    False when the form carried no file."""
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile) and f.filename]
     alt = str(form.get("alt") or "") or None
     state = request.app.state
@@ -98,9 +116,7 @@ async def add_from_form(
         flash(request, f"Added {added} photo{'s' if added != 1 else ''}.")
     for problem in problems:
         flash(request, problem, "error")
-    if not files:
-        flash(request, "Choose a photo to add.", "error")
-    return _back(request, entry_id)
+    return bool(files)
 
 
 async def _photo(session: SessionDep, user: PageUser, photo_id: int) -> photos.Photo:
