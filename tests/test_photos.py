@@ -336,3 +336,16 @@ async def test_the_new_win_page_takes_photos_in_its_plain_form(client, alice, me
         'enctype="multipart/form-data"'
         not in (await client.get("/entries")).text.split('id="quick-add"')[1].split(">")[0]
     )
+
+
+async def test_a_heic_photo_is_stored_as_jpeg(as_alice):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(out, "HEIF")
+    entry_id = await new_entry(as_alice)
+    response = await upload(as_alice, entry_id, out.getvalue(), "IMG_0001.HEIC", "image/heic")
+    assert response.status_code == 201, response.text
+    assert response.json()["content_type"] == "image/jpeg"
+    served = await as_alice.get(response.json()["url"])
+    assert Image.open(io.BytesIO(served.content)).format == "JPEG"
