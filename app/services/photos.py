@@ -175,13 +175,40 @@ def process(data: bytes, max_pixels: int) -> Processed:
     )
 
 
+# What our own encoder leaves in a file's metadata; anything else (EXIF, XMP, IPTC, comments)
+# means the file is not one we stored, so it is processed like an upload.
+OUR_INFO = {
+    "jfif",
+    "jfif_version",
+    "jfif_unit",
+    "jfif_density",
+    "dpi",
+    "icc_profile",
+    "background",
+    "loop",
+    "duration",
+    "progressive",
+    "progression",
+}
+
+
+def _as_we_store(image: Image.Image, data: bytes) -> bool:
+    """The file is as our encoder writes it: no metadata of other kinds, one frame, and no
+    bytes after the image's end (nothing appended: no zip or HTML riding along)."""
+    if set(image.info) - OUR_INFO or image.getexif() or getattr(image, "n_frames", 1) != 1:
+        return False
+    if image.format == "JPEG":
+        return data.endswith(b"\xff\xd9")
+    if image.format == "PNG":
+        return data.endswith(b"IEND\xaeB`\x82")
+    return data[:4] == b"RIFF" and int.from_bytes(data[4:8], "little") + 8 == len(data)
+
+
 def verify_kept(data: bytes, max_pixels: int) -> Processed:
     """A file from our own archive, kept byte for byte when it is what we store (an allowed
     image that decodes fully and carries no EXIF); otherwise it is processed like an upload."""
     image = _open(data, max_pixels)
-    if image.format not in CONTENT_TYPES or image.getexif() or "exif" in image.info:
-        return process(data, max_pixels)
-    if image.info.get("xmp") or image.info.get("comment"):
+    if image.format not in CONTENT_TYPES or not _as_we_store(image, data):
         return process(data, max_pixels)
     thumb = _thumbnail(image)
     thumb.info = {}

@@ -144,3 +144,20 @@ async def test_row43_no_orphan_files_after_deleting_photos_wins_and_the_account(
     )
     assert deleted.status_code == 204
     assert list(media.keys()) == []
+
+
+def test_row43_an_archive_file_is_kept_only_when_it_is_as_we_store_it():
+    from app.services.photos import PhotoProblem, verify_kept
+
+    ours = process(jpeg(60, 40), 50_000_000).data
+    assert verify_kept(ours, 50_000_000).data == ours  # byte for byte: the archive round trip
+    for foreign in (
+        jpeg(60, 40),  # EXIF and GPS
+        ours + b"<html><script>alert(1)</script></html>",  # something riding along
+        SVG,
+    ):
+        try:
+            kept = verify_kept(foreign, 50_000_000).data
+        except PhotoProblem:  # refused outright
+            continue
+        assert kept != foreign and not has_exif(kept)
