@@ -1,10 +1,11 @@
 """The operator's side of photos, run as an operator runs it: photos land in media/ beside the
 SQLite database by default; `media check` removes orphans and reports missing files; backup
-copies the folder; `export --format archive` carries the photos."""
+copies the folder and restore puts it back; `export --format archive` carries the photos."""
 
 import hashlib
 import io
 import json
+import shutil
 import uuid
 import zipfile
 from pathlib import Path
@@ -64,6 +65,13 @@ def test_media_check_backup_and_archive_export(sqlite_db: str, tmp_path: Path): 
     assert sorted(
         p.name for p in (tmp_path / "backup.sqlite3.media").rglob("*") if p.is_file()
     ) == sorted(p.name for p in files)
+
+    # A lost folder comes back with the database.
+    shutil.rmtree(media)
+    restored = run(sqlite_db, "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert "photos restored" in restored.stdout
+    assert sorted(p.name for p in media.rglob("*") if p.is_file()) == sorted(p.name for p in files)
 
     archive = tmp_path / "out.zip"
     exported = run(
