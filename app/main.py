@@ -71,8 +71,6 @@ log = logging.getLogger("app")
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = "30"
 UPLOAD_PATHS = ("/api/v1/import", "/import/preview")
-# The new-win page's form may carry up to ten photos (the quick-add form carries none).
-PHOTO_FORM_PATHS = ("/entries",)
 # Deleted entries are purged this often once their undo window has passed (every worker runs
 # it; the DELETE is idempotent). A later job queue can call services.entries.purge_deleted.
 PURGE_EVERY_SECONDS = 300
@@ -181,11 +179,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SameOrigin, settings=settings)
     app.add_middleware(NoNulInQuery)
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
-    uploads |= dict.fromkeys(PHOTO_FORM_PATHS, 10 * settings.media_max_bytes + 65_536)
-    # A photo upload: one file (the API) or up to ten (the page's plain form), plus the form.
+    # A photo upload: one file (the API) or up to ten (the entry page's and the new-win
+    # page's plain forms), plus the form's fields; multipart bodies only.
     photo_uploads = [
         (re.compile(r"/api/v1/entries/\d{1,10}/photos"), settings.media_max_bytes + 65_536),
-        (re.compile(r"/entries/\d{1,10}/photos"), 10 * settings.media_max_bytes + 65_536),
+        (re.compile(r"/entries(/\d{1,10}/photos)?"), 10 * settings.media_max_bytes + 65_536),
     ]
     app.add_middleware(
         BodyLimit,

@@ -180,18 +180,24 @@ class BodyLimit:
         self.app = app
         self.default = max_bytes
         self.uploads = uploads or {}  # path -> a larger limit (file uploads)
-        self.patterns = upload_patterns or []  # the same for paths with an id (photos)
+        # Photo forms: a larger limit for a multipart body only (its files are spooled to
+        # disk as they come; an urlencoded body is read whole, so it keeps the default).
+        self.patterns = upload_patterns or []
 
-    def _limit(self, path: str) -> int:
+    def _limit(self, scope: Scope) -> int:
+        path = scope["path"]
         if path in self.uploads:
             return self.uploads[path]
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if not content_type.startswith(b"multipart/form-data"):
+            return self.default
         return next((n for p, n in self.patterns if p.fullmatch(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope["path"])
+        limit = self._limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _refuse(scope, send, 413, "REQUEST_TOO_LARGE", self._message(limit))

@@ -161,3 +161,20 @@ def test_row43_an_archive_file_is_kept_only_when_it_is_as_we_store_it():
         except PhotoProblem:  # refused outright
             continue
         assert kept != foreign and not has_exif(kept)
+
+
+async def test_row43_the_larger_photo_limit_is_for_multipart_bodies_only(client, alice, app):
+    from tests.factories import csrf_token, sign_in
+
+    await sign_in(client, "alice@example.com")
+    default = app.state.settings.max_body_bytes
+    form = await client.post(
+        "/entries",
+        content=b"title=" + b"a" * (default + 10),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": "http://testserver",
+            "x-csrftoken": await csrf_token(client),
+        },
+    )
+    assert form.status_code == 413  # an urlencoded form keeps the ordinary limit
