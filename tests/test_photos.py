@@ -349,3 +349,32 @@ async def test_a_heic_photo_is_stored_as_jpeg(as_alice):
     assert response.json()["content_type"] == "image/jpeg"
     served = await as_alice.get(response.json()["url"])
     assert Image.open(io.BytesIO(served.content)).format == "JPEG"
+
+
+async def test_review_and_print_views_show_the_thumbnails(client, alice, media, session, app):
+    from datetime import date
+
+    from app.schemas import EntryCreate
+    from app.services import entries
+
+    data = EntryCreate(title="Spoke at the meetup", day=date(2026, 11, 20))
+    entry_id = (await entries.create_entry(session=session, user=alice, data=data)).id
+    entry = await session.get(Entry, entry_id)
+    photo = await photos.add_photo(
+        session=session,
+        user=alice,
+        entry=entry,
+        data=png(40, 20),
+        filename="talk.png",
+        alt="On stage",
+        storage=media,
+        settings=app.state.settings,
+    )
+    await sign_in(client, "alice@example.com")
+    review = await client.get("/review?period=month&date=2026-11-20")
+    assert review.status_code == 200
+    assert photo.thumbnail_url in review.text and 'alt="On stage"' in review.text
+    printed = await client.get("/export/print?date_from=2026-11-01&date_to=2026-11-30")
+    assert printed.status_code == 200
+    assert photo.thumbnail_url in printed.text
+    assert 'width="96" height="48"' in printed.text and 'loading="lazy"' in printed.text
