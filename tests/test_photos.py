@@ -378,3 +378,20 @@ async def test_review_and_print_views_show_the_thumbnails(client, alice, media, 
     assert printed.status_code == 200
     assert photo.thumbnail_url in printed.text
     assert 'width="96" height="48"' in printed.text and 'loading="lazy"' in printed.text
+
+
+async def test_media_check_finds_orphans_and_missing_files_in_the_folder_and_the_bucket(
+    as_alice, media, session
+):
+    entry_id = await new_entry(as_alice)
+    await upload(as_alice, entry_id, png())
+    orphan = "00000000-0000-0000-0000-000000000000/AAAAAAAAAAAAAAAAAAAAAA.png"
+    media.put(orphan, b"left by a crash", "image/png")
+    known = await photos.all_keys(session)
+    dry = photos.media_check_sync(media, known, remove=False)
+    assert dry.orphans == [orphan] and dry.missing == [] and dry.files == 3
+    photos.media_check_sync(media, known, remove=True)
+    assert orphan not in set(media.keys())
+    row = (await session.execute(select(Photo))).scalar_one()
+    media.delete(row.thumb_key)
+    assert photos.media_check_sync(media, known, remove=True).missing == [row.thumb_key]
