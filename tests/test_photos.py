@@ -395,3 +395,12 @@ async def test_media_check_finds_orphans_and_missing_files_in_the_folder_and_the
     row = (await session.execute(select(Photo))).scalar_one()
     media.delete(row.thumb_key)
     assert photos.media_check_sync(media, known, remove=True).missing == [row.thumb_key]
+
+
+def test_a_palette_png_keeps_its_transparent_colour():
+    image = Image.new("P", (20, 20), 0)
+    image.putpalette([255, 0, 0, 0, 255, 0])
+    out = io.BytesIO()
+    image.save(out, "PNG", transparency=0)
+    stored = Image.open(io.BytesIO(photos.process(out.getvalue(), 50_000_000).data))
+    assert stored.info.get("transparency") == 0

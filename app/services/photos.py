@@ -132,6 +132,8 @@ def _encode(image: Image.Image, kind: str, icc: bytes | None) -> bytes:
     elif kind == "PNG":
         if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
             image = image.convert("RGBA")
+        if "transparency" in image.info:
+            extra["transparency"] = image.info["transparency"]
         image.save(out, "PNG", compress_level=6, **extra)
     else:
         if image.mode not in ("RGB", "RGBA"):
@@ -156,11 +158,14 @@ def process(data: bytes, max_pixels: int) -> Processed:
     image = _open(data, max_pixels)
     kind = OUTPUT[str(image.format)]
     icc = image.info.get("icc_profile")
+    transparency = image.info.get("transparency")  # a palette PNG's see-through colour
     oriented = ImageOps.exif_transpose(image)
     if oriented is not image:
         image.close()  # one decoded frame in memory at a time, not two
     image = oriented
     image.info = {}  # nothing of the sent metadata goes any further
+    if transparency is not None and kind == "PNG" and image.mode in ("P", "L", "RGB"):
+        image.info["transparency"] = transparency  # pixels, not metadata: kept
     stored = _encode(image, kind, icc)
     thumb = _thumbnail(image)
     thumb_bytes = _encode(thumb, "WEBP", None)
