@@ -1,6 +1,7 @@
 # Every habit has a target; `make` (or `make help`) lists them with their one-line description.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-file lint format css check-static mail migrate migration bench bench-ui clean
+
+.PHONY: help setup run test test-file lint format css check-static mail migrate migration bench bench-ui bench-photos clean
 
 VENV := .venv/bin
 
@@ -56,6 +57,9 @@ bench-ui: setup ## Lighthouse 12 (mobile) on six pages of a seeded app; prints s
 	@[ -d node_modules ] || npm ci --no-audit --no-fund
 	@[ -x /usr/bin/chromium ] || [ -n "$$CHROME_PATH" ] || (echo 'Chromium is missing: sudo apt-get install chromium' >&2; exit 1)
 	$(VENV)/python -m bench.ui
+
+bench-photos: setup ## Time one 12-megapixel photo upload's processing and its peak memory (not a test)
+	$(VENV)/python -m bench.photos
 
 clean: ## Remove caches and test output (keeps .venv, node_modules and the database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache test-results

@@ -1,8 +1,10 @@
 """Management commands: `successdiary <command>` or `python -m app <command>`.
 
-create-user, export and import for one user, backup and restore of the whole database,
-move-db to copy a SQLite database into PostgreSQL, and rates refresh for exchange rates.
-DATABASE_URL (or .env) says which database.
+create-user, export and import for one user, backup and restore of the whole database (and
+the photo folder), move-db to copy a SQLite database into PostgreSQL, rates refresh for
+exchange rates, and media check for photo files without a row (removed) or rows without a
+file (reported). DATABASE_URL (or .env) says which database, MEDIA_DIR / MEDIA_S3_* where
+the photos are.
 """
 
 import argparse
@@ -25,8 +27,9 @@ from app.auth import password_helper, password_problem
 from app.config import ROOT, settings
 from app.db import make_engine, make_sessionmaker
 from app.models import User, metadata
-from app.services import categories, export, importer, money
+from app.services import categories, export, importer, money, photos
 from app.services.accounts import normalise_email, user_by_email
+from app.storage import storage_for
 
 T = TypeVar("T")
 
@@ -88,7 +91,7 @@ def export_user(args: argparse.Namespace) -> str:
         size = 0
         bar = tqdm(unit="B", unit_scale=True, desc="export")
         with open(args.output, "wb") as out, bar:  # noqa: ASYNC230 (a one-shot command)
-            async for chunk in export.EXPORTERS[args.format](maker, user):
+            async for chunk in export.EXPORTERS[args.format](maker, user, storage_for(settings)):
                 out.write(chunk)
                 size += len(chunk)
                 bar.update(len(chunk))
@@ -114,7 +117,12 @@ def import_user(args: argparse.Namespace) -> str:
                     bar.update(done - bar.n)
 
                 added = await importer.import_plan(
-                    session=session, user=user, plan=plan, progress=progress
+                    session=session,
+                    user=user,
+                    plan=plan,
+                    progress=progress,
+                    media=storage_for(settings),
+                    settings=settings,
                 )
         return f"{plan.source}: imported {added} entries, skipped {plan.duplicates} already there"
 
@@ -139,18 +147,48 @@ def _libpq(url: str) -> str:
     return make_url(_sync(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _media_beside(path: Path) -> Path:
+    """Where a backup keeps the photo folder: `<backup>.media/` beside it."""
+    return path.with_name(path.name + ".media")
+
+
+def _backup_media(output: Path) -> str:
+    if settings.media_s3_bucket:
+        return f"; photos stay in the bucket {settings.media_s3_bucket} (back it up there)"
+    source = settings.media_path
+    if not source.is_dir():
+        return ""
+    shutil.copytree(source, _media_beside(output), dirs_exist_ok=False)
+    return f"; photos copied to {_media_beside(output)}"
+
+
 def backup(args: argparse.Namespace) -> str:
     url, output = settings.database_url, Path(args.output)
+    if _media_beside(output).exists():
+        raise CommandError(f"{_media_beside(output)} exists already")
     if url.startswith("sqlite"):
         if output.exists():
             raise CommandError(f"{output} exists already")
         with sqlite3.connect(_sqlite_path(url)) as db:  # online: writers may keep going
             db.execute("VACUUM INTO ?", (str(output),))
         _check_sqlite(output)
-        return f"backed up to {output} (integrity_check ok)"
+        return f"backed up to {output} (integrity_check ok)" + _backup_media(output)
     # The operator's own DATABASE_URL and file name: no untrusted input reaches these commands.
     subprocess.run(["pg_dump", "--format=custom", "--file", str(output), _libpq(url)], check=True)
-    return f"backed up to {output} (pg_dump custom format)"
+    return f"backed up to {output} (pg_dump custom format)" + _backup_media(output)
+
+
+def _restore_media(source: Path) -> str:
+    kept = _media_beside(source)
+    if settings.media_s3_bucket or not kept.is_dir():
+        return ""
+    target = settings.media_path
+    if target.exists():
+        old = target.with_name(target.name + ".before-restore")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    shutil.copytree(kept, target)
+    return f"; photos restored into {target}"
 
 
 def restore(args: argparse.Namespace) -> str:
@@ -165,6 +203,7 @@ def restore(args: argparse.Namespace) -> str:
         shutil.copy2(source, target)
         return (
             f"restored {target} from {source} (old file kept as .before-restore); restart the app"
+            + _restore_media(source)
         )
     subprocess.run(
         [
@@ -178,7 +217,7 @@ def restore(args: argparse.Namespace) -> str:
         ],
         check=True,
     )
-    return f"restored from {source}"
+    return f"restored from {source}" + _restore_media(source)
 
 
 def move_db(args: argparse.Namespace) -> str:
@@ -231,7 +270,47 @@ def move_db(args: argparse.Namespace) -> str:
                 raise CommandError(f"{name}: copied {found} rows but the source has {expected}")
     source.dispose()
     target.dispose()
-    return "moved; row counts match: " + ", ".join(f"{n} {c}" for n, c in counts.items())
+    return (
+        "moved; row counts match: "
+        + ", ".join(f"{n} {c}" for n, c in counts.items())
+        + (_move_media(args.source, args.target))
+    )
+
+
+def _move_media(source_url: str, target_url: str) -> str:
+    """The photo folder follows the database when it lived beside the SQLite file (the
+    default): copied to where the PostgreSQL settings will look for it."""
+    if settings.media_s3_bucket or settings.media_dir is not None:
+        return ""
+    before = settings.model_copy(update={"database_url": source_url}).media_path
+    after = settings.model_copy(update={"database_url": target_url}).media_path
+    if before == after or not before.is_dir():
+        return ""
+    shutil.copytree(before, after, dirs_exist_ok=True)
+    return f"; photos copied from {before} to {after} (or set MEDIA_DIR={before})"
+
+
+def media_check(args: argparse.Namespace) -> str:
+    """Files without a row are removed (unless --dry-run); rows without a file are reported."""
+    storage = storage_for(settings)
+
+    async def work(maker: async_sessionmaker[AsyncSession]) -> photos.MediaReport:
+        async with maker() as session:
+            known = await photos.all_keys(session)
+        return await asyncio.to_thread(
+            photos.media_check_sync, storage, known, remove=not args.dry_run
+        )
+
+    report = asyncio.run(_with_session(work))
+    lines = [f"{storage.describe()}: {report.files} files"]
+    verb = "orphan (would remove)" if args.dry_run else "orphan removed"
+    lines += [f"{verb}: {key}" for key in report.orphans]
+    lines += [f"missing: {key}" for key in report.missing]
+    lines.append(f"{len(report.orphans)} orphans, {len(report.missing)} missing")
+    if report.missing:
+        print("\n".join(lines))
+        raise CommandError(f"{len(report.missing)} photo files are missing")
+    return "\n".join(lines)
 
 
 def refresh_rates(args: argparse.Namespace) -> str:
@@ -294,6 +373,13 @@ def parser() -> argparse.ArgumentParser:
         "--history", action="store_true", help="fetch the full history (RATES_HISTORY_URL)"
     )
     p.set_defaults(run=refresh_rates)
+    p = commands.add_parser("media", help="photo files (MEDIA_DIR or the MEDIA_S3_BUCKET)")
+    media = p.add_subparsers(dest="media_command", required=True)
+    p = media.add_parser(
+        "check", help="remove files no photo row names (orphans); report rows whose file is gone"
+    )
+    p.add_argument("--dry-run", action="store_true", help="only report the orphans")
+    p.set_defaults(run=media_check)
     return root
 
 

@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     rates_refresh: bool | None = None
     # The answer cache (app/cache.py); off only to measure the first view after a change.
     answer_cache: bool = True
+    # Photos on wins (app/storage.py, app/services/photos.py). Files live in MEDIA_DIR
+    # (default: media/ beside the SQLite database, else under the project folder), or in an
+    # S3-compatible bucket when MEDIA_S3_BUCKET is set.
+    media_dir: Path | None = None
+    media_max_bytes: int = Field(default=15_000_000, ge=1024)
+    # A decoded image larger than this many pixels is refused (a decompression bomb).
+    media_max_pixels: int = Field(default=50_000_000, ge=10_000)
+    # What one user's photos (images and thumbnails) may take in all.
+    media_quota_bytes: int = Field(default=1_000_000_000, ge=0)
+    media_s3_bucket: str | None = None
+    media_s3_endpoint: str | None = None
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key: str | None = None
+    media_s3_secret_key: str | None = None
+    media_s3_prefix: str = ""
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":
@@ -115,6 +130,19 @@ class Settings(BaseSettings):
         if path and ":memory:" not in path:
             return Path(path).resolve().parent / "dev-mail"
         return ROOT / "dev-mail"
+
+    @property
+    def media_path(self) -> Path:
+        """Photos on the local disk: MEDIA_DIR, else media/ beside the SQLite file."""
+        if self.media_dir is not None:
+            return self.media_dir
+        return self._beside_database("media")
+
+    def _beside_database(self, name: str) -> Path:
+        path = self.database_url.partition(":///")[2].partition("?")[0] if self.is_sqlite else ""
+        if path and ":memory:" not in path:
+            return Path(path).resolve().parent / name
+        return ROOT / name
 
     @property
     def history_rates_url(self) -> str:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -40,6 +41,7 @@ from app.routes import (
     api_entries,
     api_export,
     api_import,
+    api_photos,
     api_rates,
     api_stats,
     api_twofactor,
@@ -51,6 +53,7 @@ from app.routes import (
     pages_export,
     pages_home,
     pages_insights,
+    pages_photos,
     pages_settings,
     pages_twofactor,
 )
@@ -60,6 +63,7 @@ from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHead
 from app.services import money
 from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
+from app.storage import storage_for
 from app.templating import render
 
 log = logging.getLogger("app")
@@ -83,10 +87,12 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("", pages_twofactor.router),
     ("", pages_categories.router),
     ("", pages_export.router),
+    ("", pages_photos.router),
     ("/api/v1", api_auth.router),
     ("/api/v1", api_users.router),
     ("/api/v1", api_twofactor.router),
     ("/api/v1", api_entries.router),
+    ("/api/v1", api_photos.router),
     ("/api/v1", api_categories.router),
     ("/api/v1", api_stats.router),
     ("/api/v1", api_rates.router),
@@ -143,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.answers = AnswerCache()
     app.state.limiter = AuthLimiter(settings.redis_url)
     app.state.background = Background()
+    app.state.media = storage_for(settings)
 
     for prefix, router in ROUTERS:
         app.include_router(router, prefix=prefix)
@@ -173,7 +180,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SameOrigin, settings=settings)
     app.add_middleware(NoNulInQuery)
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
+    # A photo upload: one file (the API) or up to ten (the entry page's and the new-win
+    # page's plain forms), plus the form's fields; multipart bodies only.
+    photo_uploads = [
+        (re.compile(r"/api/v1/entries/\d{1,10}/photos"), settings.media_max_bytes + 65_536),
+        (re.compile(r"/entries(/\d{1,10}/photos)?"), 10 * settings.media_max_bytes + 65_536),
+    ]
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        uploads=uploads,
+        upload_patterns=photo_uploads,
+    )
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(Observe)
     app.add_middleware(Compress)
@@ -184,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def purge(app: FastAPI) -> int:
     """One round of the periodic purge, in its own session."""
     async with app.state.sessionmaker() as session:
-        purged = await purge_deleted(session=session)
+        purged = await purge_deleted(session=session, media=app.state.media)
     if purged:
         log.info("purged %d deleted entries past their undo window", purged)
     return purged

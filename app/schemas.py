@@ -284,6 +284,46 @@ class CategoryRef(BaseModel):
     colour: str
 
 
+class PhotoRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "url": "/photos/7/3f2a9c0d1e8b7a6c5d4e.jpg",
+                    "thumbnail_url": "/photos/7/3f2a9c0d1e8b7a6c5d4e-thumb.webp",
+                    "width": 4032,
+                    "height": 3024,
+                    "content_type": "image/jpeg",
+                    "bytes": 2811520,
+                    "alt": "Crossing the finish line",
+                    "position": 0,
+                }
+            ]
+        }
+    )
+
+    id: int
+    url: str = Field(description="The image (only its owner may fetch it); changes with its bytes.")
+    thumbnail_url: str = Field(description="A WebP at most 480 pixels on its longer side.")
+    width: int
+    height: int
+    content_type: str = Field(description="image/jpeg, image/png or image/webp")
+    bytes: int
+    alt: str = Field(description="Alt text; defaults to the win's title.")
+    position: int = Field(0, description="Its place among the win's photos, 0 first.")
+
+
+class PhotoUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"alt": "The medal, close up", "position": 0}]},
+    )
+
+    alt: str | None = Field(None, max_length=500)
+    position: int | None = Field(None, ge=0, le=9, description="Move it here (0 first).")
+
+
 class EntryRead(BaseModel):
     id: int
     day: date
@@ -297,6 +337,7 @@ class EntryRead(BaseModel):
     currency: str | None
     created_at: datetime
     updated_at: datetime
+    photos: list[PhotoRead] = Field(default_factory=list, description="In their order.")
 
 
 class EntryPage(BaseModel):

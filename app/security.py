@@ -5,6 +5,7 @@ Each is a small pure-ASGI middleware so it costs nothing on the hot path.
 """
 
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -173,16 +174,34 @@ def _served_loopback(origin: bytes, scope: Scope) -> bool:
 class BodyLimit:
     """413 before reading a body that is (or turns out to be) larger than the limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        uploads: dict[str, int] | None = None,
+        upload_patterns: list[tuple[re.Pattern[str], int]] | None = None,
+    ) -> None:
         self.app = app
         self.default = max_bytes
         self.uploads = uploads or {}  # path -> a larger limit (file uploads)
+        # Photo forms: a larger limit for a multipart body only (its files are spooled to
+        # disk as they come; an urlencoded body is read whole, so it keeps the default).
+        self.patterns = upload_patterns or []
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope["path"]
+        if path in self.uploads:
+            return self.uploads[path]
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if not content_type.startswith(b"multipart/form-data"):
+            return self.default
+        return next((n for p, n in self.patterns if p.fullmatch(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.uploads.get(scope["path"], self.default)
+        limit = self._limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _refuse(scope, send, 413, "REQUEST_TOO_LARGE", self._message(limit))
@@ -310,12 +329,16 @@ def _note_passed(app: ASGIApp) -> ASGIApp:
 
 
 # Multipart page forms whose route checks the token itself (see form_token_valid).
-FORM_CHECKED = {"/import/preview"}
+FORM_CHECKED = {"/import/preview", "/entries"}  # /entries: the new-win page with photos
+FORM_CHECKED_PATTERN = re.compile(r"/entries/\d{1,10}/photos")  # the entry page's photo form
 
 
 def _checked_by_route(scope: Scope) -> bool:
     content_type = dict(scope["headers"]).get(b"content-type", b"")
-    return scope["path"] in FORM_CHECKED and content_type.startswith(b"multipart/form-data")
+    path = scope["path"]
+    return (
+        path in FORM_CHECKED or FORM_CHECKED_PATTERN.fullmatch(path) is not None
+    ) and content_type.startswith(b"multipart/form-data")
 
 
 def form_token_valid(cookie: str | None, submitted: object, secret: str) -> bool:

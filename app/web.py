@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -13,10 +15,14 @@ from app.htmx import redirect
 from app.mail import MailJob
 from app.models import User
 from app.schemas import validation_error
-from app.services import Problem, accounts, audit, export, twofactor
+from app.security import form_token_valid
+from app.services import Problem, accounts, audit, entries, export, photos, twofactor
 from app.services.importer import ImportProblem
+from app.services.photos import MAX_PER_ENTRY, PhotoProblem, too_large
+from app.templating import flash
 
 T = TypeVar("T")
+READ_CHUNK = 256 * 1024  # an upload is read this much at a time
 
 
 def owned_or_404(row: T | None, detail: str | None = None) -> T:
@@ -158,3 +164,60 @@ async def start_second_step(
         path="/",
     )
     return response
+
+
+async def read_bounded(file: StarletteUpload, limit: int) -> bytes:
+    """The upload's bytes, refused (413) as soon as they pass `limit`: never more in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await file.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def form_checked(request: Request, form: FormData) -> None:
+    """The double-submit check of a multipart page form (app.security.FORM_CHECKED)."""
+    settings = request.app.state.settings
+    cookie = request.cookies.get(settings.cookie_name("csrftoken"))
+    if not form_token_valid(cookie, form.get("csrftoken"), settings.secret_key):
+        raise HTTPException(403, "CSRF_FAILED")
+
+
+async def add_uploads(
+    request: Request, session: AsyncSession, user: User, entry_id: int, form: FormData
+) -> bool:
+    """Add a form's `file`s to the entry, flashing what was added and what was refused;
+    False when the form carried no file."""
+    files = [f for f in form.getlist("file") if isinstance(f, StarletteUpload) and f.filename]
+    alt = str(form.get("alt") or "") or None
+    state = request.app.state
+    added, problems = 0, []
+    for upload in files[: MAX_PER_ENTRY + 1]:
+        entry = await entries.get_entry(session=session, user=user, entry_id=entry_id)
+        if entry is None:
+            break
+        try:
+            data = await read_bounded(upload, state.settings.media_max_bytes)
+            await photos.add_photo(
+                session=session,
+                user=user,
+                entry=entry,
+                data=data,
+                filename=upload.filename or "",
+                alt=alt,
+                storage=state.media,
+                settings=state.settings,
+            )
+            added += 1
+        except PhotoProblem as exc:
+            problems.append(f"{(upload.filename or 'photo')[:80]}: {exc.message}")
+            if user in session:
+                await session.refresh(user)
+    if added:
+        flash(request, f"Added {added} photo{'s' if added != 1 else ''}.")
+    for problem in problems:
+        flash(request, problem, "error")
+    return bool(files)

@@ -30,7 +30,8 @@ from app.main import create_app
 from app.models import User, metadata
 from tests.factories import make_user, sign_in
 
-pytest_plugins = ["tests.browser.plugin"]  # Chromium and a live server, for any test module
+# Chromium and a live server, for any test module; photo storages (a folder, moto S3).
+pytest_plugins = ["tests.browser.plugin", "tests.photos_support"]
 
 # The suite never calls out: no exchange-rate refresh in any app or server it starts (tests of
 # the rates point RATES_URL at a local server and switch it on themselves).
@@ -116,6 +117,7 @@ def make_settings(db_url: str, smtp_port: int, **overrides: Any) -> Settings:
         "rates_refresh": False,
         # Development keeps every mail it sends; the suite's go to a folder of its own.
         "dev_mail_dir": Path(tempfile.gettempdir()) / f"successdiary-test-mail-{os.getpid()}",
+        "media_dir": Path(tempfile.gettempdir()) / f"successdiary-test-media-{os.getpid()}",
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

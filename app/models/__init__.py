@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.category import Category
 from app.models.email_code import EmailCode
 from app.models.entry import Entry, EntryTag
+from app.models.photo import Photo
 from app.models.rate import ExchangeRate, ManualRate
 from app.models.twofactor import (
     Passkey,
@@ -28,6 +29,7 @@ __all__ = [
     "ManualRate",
     "Passkey",
     "PendingSignIn",
+    "Photo",
     "RecoveryCode",
     "TwoFactor",
     "User",

@@ -42,6 +42,9 @@ class Entry(SQLModel, table=True):
     # Bumped by every change (services.entries): the API's ETag and the edit form's hidden
     # field, so a save based on an older version is refused instead of silently lost.
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # How many photos the entry has (services.photos keeps it): a list of entries asks for
+    # photos only when one of them has some, so a diary without photos pays no query.
+    photo_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     @property
     def tag_list(self) -> list[str]:

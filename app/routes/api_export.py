@@ -27,13 +27,18 @@ router = APIRouter(tags=["export"])
     },
 )
 async def export(
-    request: Request, user: CurrentUser, format: Literal["json", "markdown", "csv"] = "json"
+    request: Request,
+    user: CurrentUser,
+    format: Literal["json", "markdown", "csv", "archive"] = "json",
 ) -> StreamingResponse:
     """Every entry, category, tag and preference. JSON is lossless and can be imported back;
-    Markdown is a zip with one file per entry (YAML front matter), a folder per year."""
+    Markdown is a zip with one file per entry (YAML front matter), a folder per year, and
+    the photos in media/ (linked relatively); CSV lists each entry's photo file names;
+    `archive` is a zip of the JSON export (successdiary.json) and media/, which imports back
+    with every photo byte for byte."""
     if not exports.slots.take(user.id):
         raise HTTPException(429, "TOO_MANY_EXPORTS", headers={"Retry-After": "10"})
-    stream = EXPORTERS[format](request.app.state.sessionmaker, user)
+    stream = EXPORTERS[format](request.app.state.sessionmaker, user, request.app.state.media)
     audit_after(request, "export", user, format.upper())
     filename = f"successdiary-{date.today().isoformat()}.{EXTENSIONS[format]}"
     return ExportResponse(

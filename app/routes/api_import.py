@@ -42,7 +42,10 @@ async def import_file(
         plan = importer.read_file(file.filename or "upload", content, user)
         plan = await importer.preview(session=session, user=user, plan=plan)
         if not dry_run:
-            await importer.import_plan(session=session, user=user, plan=plan)
+            state = request.app.state
+            await importer.import_plan(
+                session=session, user=user, plan=plan, media=state.media, settings=state.settings
+            )
     except ImportProblem as exc:
         raise HTTPException(422, {"code": "IMPORT_INVALID", "errors": exc.errors}) from exc
     return ImportResult(

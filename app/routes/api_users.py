@@ -105,9 +105,13 @@ async def update_preferences(
     response_class=Response,
     responses={422: {"description": "DELETE_ACCOUNT_INVALID: wrong password"}},
 )
-async def delete_me(body: DeleteAccount, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_me(
+    request: Request, body: DeleteAccount, user: CurrentUser, session: SessionDep
+) -> Response:
     """Delete your account and every entry, category, tag and session with it. No undo."""
-    problem = await accounts.delete_account(session=session, user=user, password=body.password)
+    problem = await accounts.delete_account(
+        session=session, user=user, password=body.password, media=request.app.state.media
+    )
     if problem:
         raise HTTPException(422, {"code": "DELETE_ACCOUNT_INVALID", "reason": problem})
     return Response(status_code=204)

@@ -24,7 +24,7 @@ from app.schemas import EntryCreate, EntryUpdate, parse_day
 from app.services import Problem, entries
 from app.services.entries import Filters
 from app.templating import flash, render
-from app.web import owned_or_404
+from app.web import add_uploads, form_checked, owned_or_404
 
 router = APIRouter(include_in_schema=False)
 FIELDS = ("day", "title", "body", "category_id", "mood", "tags", "amount", "currency")
@@ -124,6 +124,8 @@ async def new_page(request: Request, user: PageUser, session: SessionDep) -> Res
 @router.post("/entries")
 async def create(request: Request, user: PageUser, session: SessionDep) -> Response:
     form = await request.form()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form_checked(request, form)  # the new-win page with photos (app.security.FORM_CHECKED)
     data = entry_data(form, partial=False)
     try:
         entry = await entries.create_entry(
@@ -135,6 +137,10 @@ async def create(request: Request, user: PageUser, session: SessionDep) -> Respo
         return await _quick_add_errors(request, session, user, form, {exc.field: exc.message})
     if not is_htmx(request):
         flash(request, f"Saved: {entry.title}")
+        entry_id = entry.id
+        assert entry_id is not None
+        if await add_uploads(request, session, user, entry_id, form):
+            return redirect(request, f"/entries/{entry_id}#photos")
         return redirect(request, "/entries")
     ctx = _form_context(await _page_context(session, user, request))
     ctx |= {"fresh_form": True, "created_id": entry.id}  # focus moves to the new entry

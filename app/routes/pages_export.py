@@ -193,7 +193,12 @@ async def run_import(
                     plan = importer.read_file(name, content, owner)
                     plan = await importer.preview(session=session, user=owner, plan=plan)
                     total = await importer.import_plan(
-                        session=session, user=owner, plan=plan, progress=progress
+                        session=session,
+                        user=owner,
+                        plan=plan,
+                        progress=progress,
+                        media=request.app.state.media,
+                        settings=request.app.state.settings,
                     )
                 except ImportProblem as exc:
                     await session.rollback()

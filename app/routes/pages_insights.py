@@ -19,7 +19,7 @@ from app.forms import query_day
 from app.models import User
 from app.schemas import DAY_MAX, DAY_MIN, DAY_RANGE
 from app.services import money, stats
-from app.services.entries import today_for
+from app.services.entries import today_for, with_photos
 from app.templating import flash, render, request_locale
 
 router = APIRouter(include_in_schema=False)
@@ -220,6 +220,7 @@ async def _review(
     session = await get_session(request)  # only when the page is not cached
     today = today_for(user)
     result = await stats.review(session=session, user=user, period=period, anchor=day or today)
+    await with_photos(session, result.entries)
     names = {c.category_id: c for c in result.by_category}
     groups: dict[int | None, list[Any]] = {}
     for view in result.entries:

@@ -182,7 +182,9 @@ async def change_password(
 async def delete_account(
     request: Request, user: PageUser, session: SessionDep, password: Field = ""
 ) -> Response:
-    problem = await accounts.delete_account(session=session, user=user, password=clip(password))
+    problem = await accounts.delete_account(
+        session=session, user=user, password=clip(password), media=request.app.state.media
+    )
     if problem:
         return await _settings(
             request,

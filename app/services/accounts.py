@@ -14,7 +14,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from anyio import to_thread
 from email_validator import EmailNotValidError, validate_email
@@ -33,6 +33,9 @@ from app.models.base import utcnow
 from app.ratelimit import AuthLimiter
 from app.services import audit, categories
 from app.services.audit import Origin
+
+if TYPE_CHECKING:
+    from app.storage import Storage
 
 log = logging.getLogger("app.accounts")
 
@@ -475,14 +478,22 @@ async def update_preferences(
     await session.commit()
 
 
-async def delete_account(*, session: AsyncSession, user: User, password: str) -> str | None:
+async def delete_account(
+    *, session: AsyncSession, user: User, password: str, media: "Storage | None" = None
+) -> str | None:
     """Delete the user and, through ON DELETE CASCADE, every row they own; a sentence if refused.
 
-    The audit trail goes with the account, so the deletion is logged (by id, not email)."""
+    The audit trail goes with the account, so the deletion is logged (by id, not email).
+    Their photo files (all under their id in `media`, else the configured storage) go
+    after the commit."""
     if not await _password_ok(user, password):
         return "Your password is not correct."
     user_id = user.id
     await session.execute(delete(User).where(col(User.id) == user_id))
     await session.commit()
+    from app.config import settings as configured
+    from app.storage import delete_prefix, storage_for
+
+    await to_thread.run_sync(delete_prefix, media or storage_for(configured), f"{user_id}/")
     log.info("account deleted", extra={"event": "account_deleted", "user_id": str(user_id)})
     return None

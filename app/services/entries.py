@@ -9,9 +9,10 @@ import binascii
 import re
 import unicodedata
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_precision
@@ -34,7 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from app.markdown import render
-from app.models import Category, Entry, EntryTag, User
+from app.models import Category, Entry, EntryTag, Photo, User
 from app.models.base import utcnow
 from app.schemas import (
     ID_MAX,
@@ -47,7 +48,11 @@ from app.schemas import (
 )
 from app.services import Problem
 from app.services.categories import get_category
+from app.services.photos import photo_read
 from app.services.text import MARK_END, MARK_START, parse_tags, plain_text
+
+if TYPE_CHECKING:
+    from app.storage import Storage
 
 UNDO_WINDOW = timedelta(minutes=10)
 PAGE_SIZE = 20
@@ -88,6 +93,7 @@ class EntryView:
     category: Category | None
     title_html: Markup | None = None
     snippet_html: Markup | None = None
+    photos: list[Photo] = field(default_factory=list)
 
     @property
     def amount(self) -> Decimal | None:
@@ -112,6 +118,7 @@ class EntryView:
             currency=entry.currency,
             created_at=entry.created_at,
             updated_at=entry.updated_at,
+            photos=[photo_read(p) for p in self.photos],
         )
 
 
@@ -258,7 +265,20 @@ async def get_entry_view(*, session: AsyncSession, user: User, entry_id: int) ->
         return None
     stmt = visible_entries(user).where(col(Entry.id) == entry_id)
     row = (await session.execute(stmt)).first()
-    return EntryView(row[0], row[1]) if row else None
+    return (await with_photos(session, [EntryView(row[0], row[1])]))[0] if row else None
+
+
+async def with_photos(session: AsyncSession, views: list[EntryView]) -> list[EntryView]:
+    """The views with their photos, in one query, and only when one of them has some (so a
+    diary without photos keeps its query budget)."""
+    ids = [v.entry.id for v in views if v.entry.photo_count and v.entry.id is not None]
+    if ids:
+        from app.services.photos import photos_for
+
+        found = await photos_for(session, ids)
+        for view in views:
+            view.photos = found.get(view.entry.id or 0, [])
+    return views
 
 
 async def delete_entry(
@@ -296,19 +316,40 @@ async def restore_entry(
     set_committed_value(entry, "version", version)
 
 
-async def purge_deleted(*, session: AsyncSession, now: datetime | None = None) -> int:
+async def purge_deleted(
+    *, session: AsyncSession, now: datetime | None = None, media: "Storage | None" = None
+) -> int:
     """Remove for good every user's entries deleted longer ago than UNDO_WINDOW; their tags
     go with them (ON DELETE CASCADE) and so does their search index row (SQLite's FTS delete
     trigger; PostgreSQL's tsvector lives in the row). Idempotent, so any number of workers
-    may run it at once; the periodic task in app.main calls it."""
+    may run it at once; the periodic task in app.main calls it.
+
+    Their photos' rows go by cascade too, and their files after the commit (from `media`,
+    else the configured storage): a crash in between leaves orphans for `media check`."""
+    from app.services.photos import keys_of_entries, remove_keys
+
     cutoff = (now or utcnow()) - UNDO_WINDOW
+    with_files = select(col(Entry.id)).where(
+        col(Entry.deleted_at) < cutoff, col(Entry.photo_count) > 0
+    )
+    doomed = [i for i in (await session.execute(with_files)).scalars() if i is not None]
+    keys = await keys_of_entries(session, doomed)
     result = await session.execute(
         delete(Entry)
         .where(col(Entry.deleted_at) < cutoff)
         .execution_options(synchronize_session=False)
     )
     await session.commit()
+    if keys:
+        await remove_keys(media or _configured_storage(), keys)
     return _affected(result)
+
+
+def _configured_storage() -> "Storage":
+    from app.config import settings
+    from app.storage import storage_for
+
+    return storage_for(settings)
 
 
 def _affected(result: object) -> int:
@@ -374,7 +415,9 @@ async def list_entries(
         )
     stmt = stmt.order_by(col(Entry.day).desc(), col(Entry.id).desc()).limit(limit + 1)
     rows = (await session.execute(stmt)).all()
-    items = [EntryView(entry, category) for entry, category in rows[:limit]]
+    items = await with_photos(
+        session, [EntryView(entry, category) for entry, category in rows[:limit]]
+    )
     more = len(rows) > limit
     last = items[-1].entry if items else None
     next_cursor = _encode(f"d:{last.day.isoformat()}:{last.id}") if more and last else None
@@ -433,6 +476,7 @@ async def _search(
         for e, c, title, snippet in (rows[i] for i in shown if i in rows)
     ]
     next_cursor = _encode(f"o:{offset + limit}") if len(ids) > limit else None
+    await with_photos(session, items)
     return Page(items, next_cursor, total=min(total, COUNT_CAP), more=total > COUNT_CAP)
 
 

@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col
 
-from app.models import Category, Entry, User
-from app.services.entries import EntryView, from_minor, visible_entries
+from app.models import Category, Entry, Photo, User
+from app.services.entries import EntryView, from_minor, visible_entries, with_photos
+from app.services.photos import photos_for, read
+from app.storage import Storage
 
 FORMAT = "successdiary"
 VERSION = 1
@@ -47,8 +49,13 @@ MEDIA_TYPES = {
     "json": "application/json",
     "markdown": "application/zip",
     "csv": "text/csv; charset=utf-8",
+    "archive": "application/zip",
 }
-EXTENSIONS = {"json": "json", "markdown": "zip", "csv": "csv"}
+EXTENSIONS = {"json": "json", "markdown": "zip", "csv": "csv", "archive": "zip"}
+# The archive's JSON document; its photos are beside it in media/, named by content hash.
+ARCHIVE_JSON = "successdiary.json"
+# Zip members carry this time, so the same diary always makes the same archive bytes.
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # Downloads and print views a user may have running at once in one worker process. Each holds
 # a batch of entries and a chunk of output (not the whole diary), and this bounds how many of
 # those one account can stack up: with several workers, up to this many per worker.
@@ -118,12 +125,22 @@ async def _records(
                     (col(Entry.day) > day) | ((col(Entry.day) == day) & (col(Entry.id) > last_id))
                 )
             rows = (await session.execute(stmt)).all()
+            with_files = [e.id for e, _ in rows if e.photo_count and e.id is not None]
+            found = await photos_for(session, with_files)
         if not rows:
             return
         last = rows[-1][0]
         assert last.id is not None
         after = (last.day, last.id)
-        yield [entry_record(entry, name) for entry, name in rows]
+        records = []
+        for entry, name in rows:
+            record = entry_record(entry, name)
+            if found.get(entry.id or 0):
+                record["photos"] = [
+                    {"file": f"media/{p.file_name}", "alt": p.alt} for p in found[entry.id or 0]
+                ]
+            records.append(record)
+        yield records
 
 
 async def _header(maker: async_sessionmaker[AsyncSession], user: User) -> dict[str, Any]:
@@ -151,7 +168,9 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=False)
 
 
-async def export_json(maker: async_sessionmaker[AsyncSession], user: User) -> AsyncIterator[bytes]:
+async def export_json(
+    maker: async_sessionmaker[AsyncSession], user: User, media: Storage | None = None
+) -> AsyncIterator[bytes]:
     header = await _header(maker, user)
     head = ",\n".join(f"  {_dump(k)}: {_dump(v)}" for k, v in header.items())
     yield ("{\n" + head + ',\n  "entries": [').encode()
@@ -165,17 +184,23 @@ async def export_json(maker: async_sessionmaker[AsyncSession], user: User) -> As
     yield ("\n  ]\n}\n" if not first else "]\n}\n").encode()
 
 
-async def export_csv(maker: async_sessionmaker[AsyncSession], user: User) -> AsyncIterator[bytes]:
+async def export_csv(
+    maker: async_sessionmaker[AsyncSession], user: User, media: Storage | None = None
+) -> AsyncIterator[bytes]:
+    """One row per entry; `photos` holds its photos' file names (as in the archive's media/)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, "photos"])
     yield buffer.getvalue().encode()
     async for batch in _records(maker, user):
         buffer.seek(0)
         buffer.truncate()
         for record in batch:
             row = {**record, "tags": " ".join(record["tags"])}
-            writer.writerow(["" if row[c] is None else _csv_safe(str(row[c])) for c in CSV_COLUMNS])
+            names = " ".join(p["file"].removeprefix("media/") for p in record.get("photos", []))
+            writer.writerow(
+                ["" if row[c] is None else _csv_safe(str(row[c])) for c in CSV_COLUMNS] + [names]
+            )
         yield buffer.getvalue().encode()
 
 
@@ -208,21 +233,73 @@ def slug(title: str) -> str:
 
 def markdown_file(record: dict[str, Any]) -> str:
     front = {k: record[k] for k in CSV_COLUMNS if k != "body" and record[k] not in (None, [])}
+    pictures = "".join(
+        f"\n![{_md_alt(p['alt'])}](../{p['file']})\n" for p in record.get("photos", [])
+    )
     return (
         "---\n"
         + yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
         + "---\n\n"
         + record["body"]
         + "\n"
+        + pictures
     )
 
 
+def _md_alt(alt: str) -> str:
+    return re.sub(r"[\[\]\\]", "", alt)
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+async def _media_files(
+    maker: async_sessionmaker[AsyncSession], user: User, media: Storage
+) -> AsyncIterator[tuple[str, bytes]]:
+    """Each distinct photo file of the user's visible entries, by name, one at a time."""
+    async with maker() as session:
+        stmt = (
+            select(Photo)
+            .join(Entry, col(Entry.id) == col(Photo.entry_id))
+            .where(col(Photo.user_id) == user.id, col(Entry.deleted_at).is_(None))
+        )
+        found = {p.file_name: p for p in (await session.execute(stmt)).scalars()}
+    for name in sorted(found):
+        data = await read(media, found[name], thumb=False)
+        if data is not None:
+            yield f"media/{name}", data
+
+
+async def export_archive(
+    maker: async_sessionmaker[AsyncSession], user: User, media: Storage | None = None
+) -> AsyncIterator[bytes]:
+    """A zip of the JSON export (successdiary.json) and every photo in media/: importing it
+    into a fresh account and exporting again gives the same bytes."""
+    assert media is not None
+    sink = _Chunks()
+    document = b"".join([chunk async for chunk in export_json(maker, user)])
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_member(ARCHIVE_JSON), document)
+        yield sink.take()
+        async for name, data in _media_files(maker, user, media):
+            archive.writestr(_member(name), data, compress_type=zipfile.ZIP_STORED)
+            yield sink.take()
+    yield sink.take()
+
+
 async def export_markdown(
-    maker: async_sessionmaker[AsyncSession], user: User
+    maker: async_sessionmaker[AsyncSession], user: User, media: Storage | None = None
 ) -> AsyncIterator[bytes]:
     sink = _Chunks()
     names: set[str] = set()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        if media is not None:
+            async for name, data in _media_files(maker, user, media):
+                archive.writestr(_member(name), data, compress_type=zipfile.ZIP_STORED)
+                yield sink.take()
         async for batch in _records(maker, user):
             for record in batch:
                 base = f"{record['day'][:4]}/{record['day']}-{slug(record['title'])}"
@@ -296,9 +373,11 @@ async def print_batches(
         stmt = stmt.order_by(col(Entry.day), col(Entry.id)).limit(PRINT_BATCH)
         async with maker() as session:
             rows = (await session.execute(stmt)).all()
+            batch = await with_photos(
+                session, [EntryView(entry, category) for entry, category in rows]
+            )
         if not rows:
             return
-        batch = [EntryView(entry, category) for entry, category in rows]
         last = batch[-1].entry
         assert last.id is not None
         after = (last.day, last.id)
@@ -307,4 +386,9 @@ async def print_batches(
             return
 
 
-EXPORTERS = {"json": export_json, "csv": export_csv, "markdown": export_markdown}
+EXPORTERS = {
+    "json": export_json,
+    "csv": export_csv,
+    "markdown": export_markdown,
+    "archive": export_archive,
+}

@@ -12,13 +12,14 @@ skipped, so importing the same file again adds nothing.
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
@@ -36,6 +37,10 @@ from app.services.categories import category_key, next_colour
 from app.services.entries import to_minor
 from app.services.export import FORMAT
 from app.services.text import parse_tags
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.storage import Storage
 
 MAX_UNZIPPED = 100_000_000
 MAX_MEMBERS = 1000
@@ -60,6 +65,8 @@ class Item:
     amount_minor: int | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # (the file's path in the zip, alt text or None): our archive's media/, Day One's photos/.
+    photos: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -80,6 +87,7 @@ class Plan:
     new_categories: list[str] = field(default_factory=list)
     # Names filed under a category of another spelling: "work → Work".
     merged_categories: list[str] = field(default_factory=list)
+    media: dict[str, bytes] = field(default_factory=dict)  # a zip's photo files by path
 
 
 def entry_key(day: str, title: str, body: str) -> str:
@@ -94,6 +102,8 @@ def read_file(filename: str, content: bytes, user: User) -> Plan:
         documents = [(filename, _json(filename, content))]
     plans = [_plan(name, doc, user) for name, doc in documents]
     merged = Plan(plans[0].source, [i for p in plans for i in p.items])
+    if content[:4] == b"PK\x03\x04":
+        merged.media = _zip_media(content)
     for plan in plans:
         merged.categories = plan.categories | merged.categories  # the first spelling stays
         merged.preferences = merged.preferences or plan.preferences
@@ -149,6 +159,19 @@ def _unzip(filename: str, content: bytes) -> list[tuple[str, Any]]:
             [f"{filename}: no JSON file in this zip (a Day One export holds Journal.json)."]
         )
     return documents
+
+
+PHOTO_FOLDERS = ("media/", "photos/")
+
+
+def _zip_media(content: bytes) -> dict[str, bytes]:
+    """The photo files of a checked zip (_unzip refused bombs and odd paths already)."""
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    return {
+        m.filename: archive.read(m)
+        for m in archive.infolist()
+        if m.filename.startswith(PHOTO_FOLDERS) and not m.is_dir()
+    }
 
 
 def _plan(name: str, doc: Any, user: User) -> Plan:
@@ -265,7 +288,22 @@ def _item(record: dict[str, Any]) -> Item:
         minor,
         _moment(record, "created_at"),
         _moment(record, "updated_at"),
+        _photo_refs(record.get("photos")),
     )
+
+
+def _photo_refs(raw: Any) -> list[tuple[str, str | None]]:
+    """Photos named by an entry: ours ({"file", "alt"}) or Day One's ({"md5", "type"})."""
+    refs: list[tuple[str, str | None]] = []
+    for photo in raw if isinstance(raw, list) else []:
+        if not isinstance(photo, dict):
+            continue
+        if isinstance(photo.get("file"), str):
+            alt = photo.get("alt")
+            refs.append((photo["file"][:200], alt[:500] if isinstance(alt, str) else None))
+        elif isinstance(photo.get("md5"), str) and isinstance(photo.get("type"), str):
+            refs.append((f"photos/{photo['md5'][:64]}.{photo['type'][:10]}", None))
+    return refs[:10]
 
 
 def _category(value: Any) -> str | None:
@@ -319,6 +357,11 @@ def _moment(record: dict[str, Any], key: str) -> datetime | None:
     return moment
 
 
+# Day One marks where a photo sits in the text: ![](dayone-moment://<id>); the photo itself
+# comes along from photos/.
+DAY_ONE_MOMENT = re.compile(r"!\[[^\]]*\]\(dayone-moment:/+[^)]*\)\n?")
+
+
 def _day_one(entry: dict[str, Any], user: User) -> dict[str, Any]:
     moment = _moment(entry, "creationDate")
     if moment is None:
@@ -327,7 +370,7 @@ def _day_one(entry: dict[str, Any], user: User) -> dict[str, Any]:
         zone = ZoneInfo(_text(entry, "timeZone") or user.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo(user.timezone)
-    text = _text(entry, "text").replace("\r\n", "\n")
+    text = DAY_ONE_MOMENT.sub("", _text(entry, "text").replace("\r\n", "\n"))
     first, _, rest = text.strip().partition("\n")
     title = first.lstrip("#").strip()[:200] or "Untitled"
     return {
@@ -336,6 +379,7 @@ def _day_one(entry: dict[str, Any], user: User) -> dict[str, Any]:
         "body": rest.strip(),
         "tags": [t.replace(" ", "-") for t in _texts(entry, "tags")],
         "created_at": moment.isoformat(),
+        "photos": entry.get("photos"),
     }
 
 
@@ -390,8 +434,13 @@ async def import_plan(
     user: User,
     plan: Plan,
     progress: Callable[[int, int], Awaitable[None]] | None = None,
+    media: "Storage | None" = None,
+    settings: "Settings | None" = None,
 ) -> int:
-    """Write a previewed plan in one transaction; returns the number of entries added."""
+    """Write a previewed plan in one transaction; returns the number of entries added.
+
+    Then the entries' photos from the zip, each as an upload is (a photo that is refused is
+    left out); our own archive's files are kept byte for byte when they are clean."""
     ids = {
         category_key(c.name): c.id
         for c in (
@@ -415,11 +464,15 @@ async def import_plan(
         for key, value in plan.preferences.model_dump().items():
             setattr(user, key, value)
     now = utcnow()
+    with_photos: list[tuple[int, Item]] = []
     for start in range(0, len(plan.items), BATCH):
         batch = plan.items[start : start + BATCH]
         rows = [_entry(user, item, ids, now) for item in batch]
         session.add_all(rows)
         await session.flush()
+        with_photos += [
+            (row.id or 0, item) for row, item in zip(rows, batch, strict=True) if item.photos
+        ]
         session.add_all(
             EntryTag(entry_id=row.id or 0, tag=t, user_id=user.id)
             for row in rows
@@ -429,7 +482,46 @@ async def import_plan(
         if progress is not None:
             await progress(start + len(batch), len(plan.items))
     await session.commit()
+    if with_photos:
+        await _import_photos(session, user, plan, with_photos, media, settings)
     return len(plan.items)
+
+
+async def _import_photos(
+    session: AsyncSession,
+    user: User,
+    plan: Plan,
+    wanted: list[tuple[int, Item]],
+    media: "Storage | None",
+    settings: "Settings | None",
+) -> None:
+    from app.config import settings as configured
+    from app.services import photos
+    from app.storage import storage_for
+
+    settings = settings or configured
+    media = media or storage_for(settings)
+    ours = plan.source == "SuccessDiary"
+    for entry_id, item in wanted:
+        for path, alt in item.photos:
+            data = plan.media.get(path)
+            entry = await session.get(Entry, entry_id)
+            if data is None or entry is None:
+                continue
+            try:
+                await photos.add_photo(
+                    session=session,
+                    user=user,
+                    entry=entry,
+                    data=data,
+                    filename=path,
+                    alt=alt,
+                    storage=media,
+                    settings=settings,
+                    keep_bytes=ours,
+                )
+            except photos.PhotoProblem:
+                continue
 
 
 def _entry(user: User, item: Item, ids: dict[str, int | None], now: datetime) -> Entry:
