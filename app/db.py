@@ -50,16 +50,21 @@ def sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 5},
+        pool_size=SQLITE_POOL[0],
+        max_overflow=SQLITE_POOL[1],
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
+    event.listen(engine.sync_engine, "connect", sqlite_on_connect)
+    return engine
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(
-            url,
-            connect_args={"timeout": 5},
-            pool_size=SQLITE_POOL[0],
-            max_overflow=SQLITE_POOL[1],
-            pool_timeout=POOL_TIMEOUT_SECONDS,
-        )
-        event.listen(engine.sync_engine, "connect", sqlite_on_connect)
+        engine = _sqlite_engine(url)
         _one_writer_at_a_time(engine)
         return engine
     return _postgres_engine(url)
@@ -131,14 +136,7 @@ def make_read_engine(url: str) -> AsyncEngine:
             isolation_level="AUTOCOMMIT",
             connect_args={"options": READ_ONLY_OPTIONS},
         )
-    engine = create_async_engine(
-        url,
-        connect_args={"timeout": 5},
-        pool_size=SQLITE_POOL[0],
-        max_overflow=SQLITE_POOL[1],
-        pool_timeout=POOL_TIMEOUT_SECONDS,
-    )
-    event.listen(engine.sync_engine, "connect", sqlite_on_connect)
+    engine = _sqlite_engine(url)
     event.listen(engine.sync_engine, "connect", lambda conn, _record: read_only(conn))
     return engine
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import ROOT, Settings
 from app.main import create_app
 from app.models import User, metadata
-from tests.factories import make_user, sign_in
+from tests.factories import bearer_token, make_user, sign_in
 
 # Chromium and a live server, for any test module; photo storages (a folder, moto S3).
 pytest_plugins = ["tests.browser.plugin", "tests.photos_support"]
@@ -204,6 +204,21 @@ async def bob_client(app: FastAPI, bob: User) -> AsyncIterator[httpx.AsyncClient
 async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A browser that is not signed in."""
     async with _client(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def as_alice(client: httpx.AsyncClient, alice: User) -> httpx.AsyncClient:
+    """The `client` calling the API as alice, with her bearer token."""
+    client.headers["Authorization"] = f"Bearer {await bearer_token(client, 'alice@example.com')}"
+    return client
+
+
+@pytest.fixture
+async def as_bob(app: FastAPI, bob: User) -> AsyncIterator[httpx.AsyncClient]:
+    """Another client calling the API as bob."""
+    async with _client(app) as c:
+        c.headers["Authorization"] = f"Bearer {await bearer_token(c, 'bob@example.com')}"
         yield c
 
 

@@ -8,7 +8,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from app.models import Entry, EntryTag
-from tests.factories import assert_inert, bearer_token
+from tests.factories import assert_inert
 
 XSS = [
     "<script>alert(1)</script>",
@@ -16,20 +16,6 @@ XSS = [
     "[click](javascript:alert(1))",
     '<a hx-get="/api/v1/users/me" hx-trigger="load">x</a>',
 ]
-
-
-@pytest.fixture
-async def as_alice(client: httpx.AsyncClient, alice) -> httpx.AsyncClient:
-    client.headers["Authorization"] = f"Bearer {await bearer_token(client, 'alice@example.com')}"
-    return client
-
-
-@pytest.fixture
-async def as_bob(app, bob) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        c.headers["Authorization"] = f"Bearer {await bearer_token(c, 'bob@example.com')}"
-        yield c
 
 
 async def add(client: httpx.AsyncClient, **fields) -> dict:  # type: ignore[no-untyped-def]

@@ -13,25 +13,11 @@ from app.models import Entry, Photo
 from app.models.base import utcnow
 from app.services import photos
 from app.services.entries import purge_deleted
-from tests.factories import bearer_token, csrf_token, sign_in
+from tests.factories import csrf_token, sign_in
 from tests.photos_support import has_exif, jpeg, png, webp
 from tests.test_query_budget import statements  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("media")
-
-
-@pytest.fixture
-async def as_alice(client: httpx.AsyncClient, alice) -> httpx.AsyncClient:
-    client.headers["Authorization"] = f"Bearer {await bearer_token(client, 'alice@example.com')}"
-    return client
-
-
-@pytest.fixture
-async def as_bob(app, bob) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        c.headers["Authorization"] = f"Bearer {await bearer_token(c, 'bob@example.com')}"
-        yield c
 
 
 async def new_entry(client: httpx.AsyncClient, title: str = "Finished the marathon") -> int:

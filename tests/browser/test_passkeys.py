@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser.plugin import uvicorn_server
 from tests.browser.test_axe import audit, table
-from tests.browser.test_signup_flow import VIEWPORTS, WATCH, expected, no_problems, shot
+from tests.browser.test_signup_flow import VIEWPORTS, no_problems, shot, watched_page
 from tests.conftest import Mailbox, free_port
 from tests.factories import PASSWORD
 from tests.live_server import create_user
@@ -44,19 +44,7 @@ def localhost_server(
 @pytest.fixture(params=list(VIEWPORTS))
 async def page(request: pytest.FixtureRequest, chromium: Any) -> AsyncIterator[Any]:
     context = await chromium.new_context(**VIEWPORTS[request.param])
-    await context.add_init_script(WATCH)
-    page = await context.new_page()
-    page.problems = []
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error"
-            and not expected(m.text)
-            and page.problems.append(f"console: {m.text}")
-        ),
-    )
-    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
-    page.viewport_name = request.param
+    page = await watched_page(context, request.param)
     cdp = await context.new_cdp_session(page)
     await cdp.send("WebAuthn.enable")
     added = await cdp.send(

@@ -40,9 +40,9 @@ async def wait_for_code(mailbox: Mailbox, email: str) -> str:
     raise AssertionError(f"no code mailed to {email}")
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-async def page(request: pytest.FixtureRequest, chromium: Any) -> AsyncIterator[Any]:
-    context = await chromium.new_context(**VIEWPORTS[request.param])
+async def watched_page(context: Any, name: str) -> Any:
+    """A new page of `context` whose CSP violations, console errors and page errors collect in
+    `page.problems` (see no_problems); `name` labels its screenshots."""
     await context.add_init_script(WATCH)
     page = await context.new_page()
     page.problems = []
@@ -55,8 +55,14 @@ async def page(request: pytest.FixtureRequest, chromium: Any) -> AsyncIterator[A
         ),
     )
     page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
-    page.viewport_name = request.param
-    yield page
+    page.viewport_name = name
+    return page
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+async def page(request: pytest.FixtureRequest, chromium: Any) -> AsyncIterator[Any]:
+    context = await chromium.new_context(**VIEWPORTS[request.param])
+    yield await watched_page(context, request.param)
     await context.close()
 
 

@@ -17,12 +17,6 @@ from tests.photos_support import HTML, SVG, bomb, has_exif, jpeg, png, truncated
 pytestmark = pytest.mark.usefixtures("media")
 
 
-@pytest.fixture
-async def as_alice(client: httpx.AsyncClient, alice) -> httpx.AsyncClient:
-    client.headers["Authorization"] = f"Bearer {await bearer_token(client, 'alice@example.com')}"
-    return client
-
-
 async def entry(client: httpx.AsyncClient) -> int:
     response = await client.post("/api/v1/entries", json={"title": "Got the certificate"})
     assert response.status_code == 201
