@@ -56,6 +56,12 @@ PUBLIC_ALLOW_LIST = {
     ("GET", "/reset-password"),
     ("POST", "/reset-password"),
     ("POST", "/logout"),
+    # Two-step sign-in comes before a session: the second step is bound to a pending sign-in
+    # (its own cookie, tests/security/test_second_factor.py), a passkey signs in by itself.
+    ("GET", "/login/second-step"),
+    ("POST", "/login/second-step"),
+    ("POST", "/login/passkey/options"),
+    ("POST", "/login/passkey"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/request-code"),
     ("POST", "/api/v1/auth/verify"),
