@@ -54,6 +54,20 @@ class Settings(BaseSettings):
     # The periodic refresh in the app's lifespan: on in production, off in development (and
     # so in the tests) unless set; `successdiary rates refresh` works in any case.
     rates_refresh: bool | None = None
+    # The job queue (app/jobs.py): Redis when REDIS_URL is set, else a SQLite file: JOBS_URL
+    # (a path or sqlite:///path), by default beside the SQLite database (jobs.sqlite3), or
+    # with PostgreSQL, Huey's tables in that database. JOBS_IMMEDIATE runs each job at once in
+    # the web process, without retries (the test suite's in-process app only).
+    jobs_url: str | None = None
+    jobs_immediate: bool = False
+    jobs_workers: int = Field(default=4, ge=1, le=64)
+    # A failed mail is tried again after this long, 1.5 times longer each time.
+    jobs_retry_delay_seconds: float = Field(default=15.0, ge=0.1)
+    # A scheduled mail left queued or sending this long (its consumer was killed) is queued
+    # again by the next scan.
+    jobs_lease_seconds: float = Field(default=300.0, ge=1.0)
+    # The audit trail keeps this many days of account events (pruned daily by the worker).
+    audit_retention_days: int = Field(default=365, ge=7)
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":

@@ -1,7 +1,5 @@
 """create_app(): settings, database, middleware, routers, static files and error pages."""
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from app.background import Background, repeat
+from app.background import Background
 from app.cache import AnswerCache
 from app.config import Settings
 from app.config import settings as default_settings
@@ -29,6 +27,7 @@ from app.db import (
     make_sessionmaker,
 )
 from app.htmx import redirect
+from app.jobs import Context, Jobs
 from app.lookup import make_session_lookup
 from app.observability import NoteRoute, Observe, configure_logging, route_templates, watch_pool
 from app.observability import router as metrics_router
@@ -54,8 +53,6 @@ from app.routes import (
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
 from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHeaders
-from app.services import money
-from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.templating import render
 from app.web import LoginRequired, error_page_user
@@ -67,9 +64,6 @@ log = logging.getLogger("app")
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = "30"
 UPLOAD_PATHS = ("/api/v1/import", "/import/preview")
-# Deleted entries are purged this often once their undo window has passed (every worker runs
-# it; the DELETE is idempotent). A later job queue can call services.entries.purge_deleted.
-PURGE_EVERY_SECONDS = 300
 # (prefix, router): FastAPI tries routes in this order (a few microseconds each, measured in
 # bench/), so the most requested pages come first; the JSON API keeps its order for /docs.
 ROUTERS: list[tuple[str, APIRouter]] = [
@@ -97,20 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.purge_task = asyncio.create_task(
-            repeat(lambda: purge(app), PURGE_EVERY_SECONDS), name="purge-deleted"
-        )
-        rates = (
-            asyncio.create_task(money.refresh_periodically(app.state.sessionmaker, settings))
-            if settings.refresh_rates
-            else None
-        )
+        # Purging deleted entries, pruning and the exchange rates are periodic jobs of the
+        # worker (app/jobs.py), as is all mail: the web process only queues.
         yield
-        for task in (app.state.purge_task, rates):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
@@ -142,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.answers = AnswerCache()
     app.state.limiter = AuthLimiter(settings.redis_url)
     app.state.background = Background()
+    app.state.jobs = Jobs(settings, Context(settings, app.state.sessionmaker, app.state.limiter))
 
     for prefix, router in ROUTERS:
         app.include_router(router, prefix=prefix)
@@ -178,15 +162,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Compress)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
-
-
-async def purge(app: FastAPI) -> int:
-    """One round of the periodic purge, in its own session."""
-    async with app.state.sessionmaker() as session:
-        purged = await purge_deleted(session=session)
-    if purged:
-        log.info("purged %d deleted entries past their undo window", purged)
-    return purged
 
 
 def _wants_json(request: Request) -> bool:

@@ -6,6 +6,7 @@ from app.models.category import Category
 from app.models.email_code import EmailCode
 from app.models.entry import Entry, EntryTag
 from app.models.rate import ExchangeRate, ManualRate
+from app.models.sent_mail import SentMail
 from app.models.user import AccessToken, User
 
 metadata = Base.metadata
@@ -19,6 +20,7 @@ __all__ = [
     "EntryTag",
     "ExchangeRate",
     "ManualRate",
+    "SentMail",
     "User",
     "metadata",
 ]
