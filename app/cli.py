@@ -1,7 +1,8 @@
 """Management commands: `successdiary <command>` or `python -m app <command>`.
 
 create-user, export and import for one user, backup and restore of the whole database,
-move-db to copy a SQLite database into PostgreSQL, and rates refresh for exchange rates.
+move-db to copy a SQLite database into PostgreSQL, rates refresh for exchange rates, and
+worker to run the job queue (mail, reminders, digests, housekeeping).
 DATABASE_URL (or .env) says which database.
 """
 
@@ -250,6 +251,16 @@ def refresh_rates(args: argparse.Namespace) -> str:
     return str(asyncio.run(_with_session(work)))
 
 
+def worker(args: argparse.Namespace) -> str:
+    """The job queue's consumer and scheduler (app/jobs.py), until SIGINT or SIGTERM."""
+    from app.jobs import run_worker
+    from app.observability import configure_logging
+
+    configure_logging(settings.json_logs)
+    run_worker(settings, args.workers)
+    return "worker stopped"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="successdiary", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -294,6 +305,11 @@ def parser() -> argparse.ArgumentParser:
         "--history", action="store_true", help="fetch the full history (RATES_HISTORY_URL)"
     )
     p.set_defaults(run=refresh_rates)
+    p = commands.add_parser(
+        "worker", help="run the job queue: mail, reminders, digests, housekeeping"
+    )
+    p.add_argument("--workers", type=int, default=None, help="threads (default JOBS_WORKERS)")
+    p.set_defaults(run=worker)
     return root
 
 

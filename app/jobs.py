@@ -86,7 +86,8 @@ def store(settings: Settings) -> tuple[str, str]:
 
 def make_huey(settings: Settings) -> Huey:
     kind, where = store(settings)
-    options: dict[str, Any] = {"results": False, "utc": True}
+    # Immediate mode (the in-process test app) keeps Huey's store in memory: never used.
+    options: dict[str, Any] = {"results": False, "utc": True, "immediate": settings.jobs_immediate}
     if kind == "redis":
         return RedisHuey("successdiary", url=where, **options)
     if kind == "sqlite":

@@ -49,6 +49,7 @@ from app.routes import (
     pages_home,
     pages_insights,
     pages_settings,
+    unsubscribe,
 )
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
@@ -74,6 +75,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("", pages_settings.router),
     ("", pages_categories.router),
     ("", pages_export.router),
+    ("", unsubscribe.router),
     ("/api/v1", api_auth.router),
     ("/api/v1", api_users.router),
     ("/api/v1", api_entries.router),

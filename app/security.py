@@ -309,7 +309,14 @@ def _note_passed(app: ASGIApp) -> ASGIApp:
 FORM_CHECKED = {"/import/preview"}
 
 
+# One-click unsubscribe (RFC 8058, app/routes/unsubscribe.py): mail clients POST there with no
+# cookie or token of ours; the signed single-purpose token in the path is checked instead.
+SIGNED_PATH_PREFIX = "/unsubscribe/"
+
+
 def _checked_by_route(scope: Scope) -> bool:
+    if scope["path"].startswith(SIGNED_PATH_PREFIX) and scope["method"] == "POST":
+        return True
     content_type = dict(scope["headers"]).get(b"content-type", b"")
     return scope["path"] in FORM_CHECKED and content_type.startswith(b"multipart/form-data")
 

@@ -474,9 +474,12 @@ async def in_background(
 async def update_preferences(
     *, session: AsyncSession, user: User, changes: dict[str, object]
 ) -> None:
-    """Store checked preferences (the schema validated each value); None means unchanged."""
+    """Store checked preferences (the schema validated each value); None means unchanged,
+    but for reminder_time, where it means no reminder."""
     for name, value in changes.items():
-        if value is not None:
+        if name == "reminder_days" and isinstance(value, list):
+            value = "".join(str(d) for d in sorted(set(value)))
+        if value is not None or name == "reminder_time":
             setattr(user, name, value)
     await session.commit()
 
