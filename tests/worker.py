@@ -106,10 +106,10 @@ def clear_store(jobs: Jobs) -> None:
 
 
 async def wait_for(
-    check: Callable[[], Any], timeout: float = 30.0, what: str = "", worker: Worker | None = None
+    check: Callable[[], Any], within: float = 30.0, what: str = "", worker: Worker | None = None
 ) -> Any:
     """Poll until `check()` (sync or async) is truthy: an event, never a schedule."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = check()
         if asyncio.iscoroutine(value):
