@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,14 +41,14 @@ from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey.constants import EmptyData
 from huey.exceptions import TaskLockedException
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
-from sqlalchemy import delete
+from sqlalchemy import Engine, create_engine, delete, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app import mail
 from app.config import ROOT, Settings
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, sqlite_on_connect
 from app.mail import MailJob
 from app.models import AccessToken, AuditEvent, EmailCode
 from app.models.base import utcnow
@@ -102,6 +102,26 @@ class Context:
     settings: Settings
     maker: async_sessionmaker[AsyncSession]
     limiter: AuthLimiter
+    _sync: Engine | None = None
+
+    @property
+    def sync_engine(self) -> Engine:
+        """For the one statement that must not yield to the event loop (send_scheduled)."""
+        if self._sync is None:
+            self._sync = make_sync_engine(self.settings.database_url)
+        return self._sync
+
+
+def make_sync_engine(url: str) -> Engine:
+    sync_url = url.replace("sqlite+aiosqlite", "sqlite").replace(
+        "postgresql+asyncpg", "postgresql+psycopg"
+    )
+    if sync_url.startswith("sqlite"):
+        # Claimed in a thread, committed on the event loop's (send_scheduled).
+        engine = create_engine(sync_url, connect_args={"timeout": 5, "check_same_thread": False})
+        event.listen(engine, "connect", sqlite_on_connect)
+        return engine
+    return create_engine(sync_url, pool_size=2, max_overflow=4)
 
 
 class Runtime:
@@ -153,11 +173,40 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
         if msg is None:
             await habits.finish(session, job, "skipped", now)
             return "skipped"
-        if not await mail.send(ctx.settings, msg):
+
+        def claim_sent() -> Callable[[], None]:
+            """Mark the row sent, uncommitted (its lock is held): only while it is still
+            this attempt's, else the server drops the mail."""
+            conn = ctx.sync_engine.connect()
+            try:
+                transaction = conn.begin()
+                done = conn.execute(habits.mark_sent_statement(job, datetime.now(UTC)))
+                if done.rowcount != 1:
+                    raise mail.Abort(job.key)
+            except BaseException:
+                conn.close()
+                raise
+
+            def commit() -> None:
+                try:
+                    transaction.commit()
+                except BaseException:
+                    conn.close()
+                    raise
+                finished.append(conn)  # closed once the "." is written, not before
+
+            return commit
+
+        finished: list[Any] = []
+        try:
+            outcome = await mail.send_once(ctx.settings, msg, claim_sent)
+        finally:
+            for conn in finished:
+                conn.close()
+        if outcome == "failed":
             await habits.release(session, job)
             raise MailNotSent(row.kind)
-        await habits.finish(session, job, "sent", datetime.now(UTC))
-    return "sent"
+    return "sent" if outcome == "sent" else "gone"
 
 
 async def scan(ctx: Context, now: datetime) -> list[habits.Queued]:

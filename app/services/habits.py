@@ -164,7 +164,12 @@ async def take_over_stale(
     for row_key, attempt in rows:
         result = await session.execute(
             update(SentMail)
-            .where(col(SentMail.key) == row_key, col(SentMail.attempt) == attempt)
+            .where(
+                col(SentMail.key) == row_key,
+                col(SentMail.attempt) == attempt,
+                col(SentMail.status).in_(("queued", "sending")),  # not sent meanwhile
+                col(SentMail.claimed_at) < stale,
+            )
             .values(attempt=attempt + 1, status="queued", claimed_at=now)
         )
         if getattr(result, "rowcount", 0) == 1:
@@ -204,13 +209,15 @@ async def queue_test_digest(*, session: AsyncSession, user: User, now: datetime)
 
 
 async def claim(session: AsyncSession, job: Queued, now: datetime) -> SentMail | None:
-    """The row, now `sending` for this attempt; None when done, skipped or taken over."""
+    """The row, now `sending` for this attempt; None when done, skipped, taken over, or
+    already `sending`: a job that died mid-send may have sent it, and only the lease's
+    takeover (a new attempt) sends again."""
     result = await session.execute(
         update(SentMail)
         .where(
             col(SentMail.key) == job.key,
             col(SentMail.attempt) == job.attempt,
-            col(SentMail.status).in_(("queued", "sending")),
+            col(SentMail.status) == "queued",
         )
         .values(status="sending", claimed_at=now)
     )
@@ -220,6 +227,19 @@ async def claim(session: AsyncSession, job: Queued, now: datetime) -> SentMail |
     return (
         await session.execute(select(SentMail).where(col(SentMail.key) == job.key))
     ).scalar_one()
+
+
+def mark_sent_statement(job: Queued, now: datetime) -> Any:
+    """Sent, if the row is still this attempt's and sending (a compare-and-set)."""
+    return (
+        update(SentMail)
+        .where(
+            col(SentMail.key) == job.key,
+            col(SentMail.attempt) == job.attempt,
+            col(SentMail.status) == "sending",
+        )
+        .values(status="sent", sent_at=now)
+    )
 
 
 async def finish(session: AsyncSession, job: Queued, status: str, now: datetime) -> None:
