@@ -130,7 +130,8 @@ async def send_once(
                 raise aiosmtplib.SMTPDataError(start.code, start.message)
             protocol.write(body)
             transport = protocol.transport
-            while transport is not None and transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            # Every byte but the end on its way first (a transport has no drain event).
+            while transport is not None and transport.get_write_buffer_size():  # type: ignore[attr-defined]  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
             try:
                 commit = await to_thread.run_sync(claim)

@@ -139,7 +139,7 @@ async def test_row44_sigkill_during_a_burst_sends_every_mail_exactly_once(
         await wait_for(lambda: mailbox.messages, what="the first reminders", worker=worker)
         for _ in range(KILLS):
             before = len(mailbox.messages)  # the new consumer is sending again ...
-            await wait_for(lambda: len(mailbox.messages) > before, within=60, worker=worker)
+            await wait_for(lambda b=before: len(mailbox.messages) > b, within=60, worker=worker)
             await asyncio.sleep(rng.uniform(0.0, 0.2))  # ... somewhere in the middle of it
             worker.kill()
             at_kills.append(len(mailbox.messages))
