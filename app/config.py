@@ -66,8 +66,6 @@ class Settings(BaseSettings):
     # A scheduled mail left queued or sending this long (its consumer was killed) is queued
     # again by the next scan.
     jobs_lease_seconds: float = Field(default=300.0, ge=1.0)
-    # The audit trail keeps this many days of account events (pruned daily by the worker).
-    audit_retention_days: int = Field(default=365, ge=7)
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":

@@ -53,7 +53,7 @@ from app.mail import MailJob
 from app.models import AccessToken, AuditEvent, EmailCode
 from app.models.base import utcnow
 from app.ratelimit import AuthLimiter
-from app.services import accounts, habits, money
+from app.services import accounts, audit, habits, money
 from app.services.entries import purge_deleted
 
 log = logging.getLogger("app.jobs")
@@ -224,7 +224,9 @@ async def housekeeping(ctx: Context, now: datetime | None = None) -> dict[str, i
         purged = await purge_deleted(session=session, now=now)
         counts = {"entries": purged}
         cutoffs = [
-            ("audit", AuditEvent, AuditEvent.created_at, settings.audit_retention_days * 86400),
+            # The trail's own retention (services/audit.py: 90 days, pruned at each write too),
+            # here for accounts that no longer write anything.
+            ("audit", AuditEvent, AuditEvent.created_at, audit.KEEP_FOR.total_seconds()),
             ("sessions", AccessToken, AccessToken.created_at, settings.session_lifetime_seconds),
             ("idle_sessions", AccessToken, AccessToken.last_used_at, settings.session_idle_seconds),
         ]

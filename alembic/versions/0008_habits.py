@@ -51,7 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_sent_mail_user_id", table_name="sent_mail")
     op.drop_table("sent_mail")
-    with op.batch_alter_table("user") as batch:
-        batch.drop_column("digest")
-        batch.drop_column("reminder_days")
-        batch.drop_column("reminder_time")
+    for column in ("digest", "reminder_days", "reminder_time"):
+        op.drop_column("user", column)  # ALTER TABLE ... DROP COLUMN (SQLite 3.35+)
