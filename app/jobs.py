@@ -298,7 +298,8 @@ class Jobs:
         def scheduled_mail(key: str, attempt: int, queued_at: float) -> str:
             return self._run(send_scheduled(self._ctx(), habits.Queued(key, attempt)))
 
-        @huey.task(name="scan_at")
+        # A scan that meets a locked SQLite database (a long write elsewhere) tries again.
+        @huey.task(retries=3, retry_delay=delay, retry_backoff=RETRY_BACKOFF, name="scan_at")
         def scan_at(now: str, queued_at: float) -> int:
             """The scan at an explicit time (the tests; an operator catching up)."""
             return self._scan(datetime.fromisoformat(now))
