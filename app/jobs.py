@@ -23,6 +23,7 @@ process's own event loop at once, once, without a queue.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,6 @@ from typing import Any, TypeVar
 from anyio import to_thread
 from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey.constants import EmptyData
-from huey.exceptions import TaskLockedException
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
 from sqlalchemy import Engine, create_engine, delete, event
 from sqlalchemy.engine import make_url
@@ -306,11 +306,8 @@ class Jobs:
 
         @huey.periodic_task(crontab(minute="*"), name="scan")
         def scan_every_minute() -> int:
-            try:
-                with huey.lock_task("scan"):
-                    return self._scan(datetime.now(UTC))
-            except TaskLockedException:
-                return 0
+            # No lock: scans at once (several schedulers) only race for the unique rows.
+            return self._scan(datetime.now(UTC))
 
         @huey.periodic_task(crontab(minute="*/5"), name="housekeeping")
         def housekeeping_every_five_minutes() -> dict[str, int]:
@@ -421,12 +418,31 @@ class Jobs:
 
         threading.Thread(target=flush, name="jobs-metrics", daemon=True).start()
 
+    @contextlib.contextmanager
+    def _store_lock(self, stale_after: float = 30.0) -> Iterator[None]:
+        """One worker at a time adds its counts (Huey's own locks take no TTL on SQLite, and
+        a killed worker's lock would stay): a lock older than `stale_after` is broken."""
+        storage, key = self.huey.storage, f"{METRICS_KEY}:lock"
+        deadline = time.monotonic() + 10
+        while not storage.put_if_empty(key, str(time.time()).encode()):
+            held = storage.peek_data(key)
+            if held is not EmptyData and time.time() - float(held) > stale_after:
+                storage.pop_data(key)
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError("the metrics lock is busy")
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            storage.pop_data(key)
+
     def flush_stats(self) -> None:
         if not self.stats:
             return
         deltas, self.stats = self.stats, defaultdict(lambda: [0, 0, 0.0])
         try:
-            with self.huey.lock_task("metrics"):
+            with self._store_lock():
                 totals = self.worker_stats()
                 for name, (runs, failures, seconds) in deltas.items():
                     total = totals.setdefault(name, [0, 0, 0.0])

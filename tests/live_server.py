@@ -114,12 +114,13 @@ class LiveServer:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-            if self.app == "app.main:create_app()" and self.jobs is None:
+        if self.app == "app.main:create_app()" and self.jobs is None:
+            with self.log.with_name(f"live-worker-{self.port}.log").open("ab") as jobs_log:
                 self.jobs = subprocess.Popen(
                     [PYTHON, "-m", "app", "worker", "--workers", "2"],
                     cwd=ROOT,
                     env=self.env,
-                    stdout=log,
+                    stdout=jobs_log,
                     stderr=subprocess.STDOUT,
                 )
         try:
