@@ -31,4 +31,5 @@ EXPOSE 8000
 # No curl in the slim image: Python asks /healthz (503 when the database does not answer).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+# The same image runs the job worker: `python -m app worker` (compose.yaml's worker service).
 ENTRYPOINT ["docker-entrypoint.sh"]

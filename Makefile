@@ -1,7 +1,6 @@
 # Every habit has a target; `make` (or `make help`) lists them with their one-line description.
 .DEFAULT_GOAL := help
-
-.PHONY: help setup run test test-file lint format css check-static mail migrate migration bench bench-ui bench-photos clean
+.PHONY: help setup run test test-file lint format css check-static mail migrate migration bench bench-jobs bench-ui bench-photos clean
 
 VENV := .venv/bin
 
@@ -11,7 +10,7 @@ help: ## List the targets
 setup: ## Create .venv and install the pinned dependencies (only when the lock changed)
 	@sh scripts/setup.sh
 
-run: ## Serve the app with reload on http://localhost:8000 (SQLite db.sqlite3, migrated first)
+run: ## Serve the app with reload on http://localhost:8000 and a job worker beside it (SQLite db.sqlite3, migrated first)
 	@sh scripts/run.sh
 
 test: ## Run the test suite (PostgreSQL too with TEST_DATABASE_URL; browser tests need Chromium)
@@ -52,6 +51,9 @@ bench: setup ## Load benchmarks (not tests) with wrk on SQLite (+ PostgreSQL wit
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq wrk)
 	@command -v wrk >/dev/null || (echo 'wrk is missing: sudo apt-get install wrk' >&2; exit 1)
 	$(VENV)/python -m bench
+
+bench-jobs: setup ## Job queue burst: jobs/s for one consumer and due->sent delay for 10,000 reminders due in one minute (not a test)
+	$(VENV)/python -m bench.jobs
 
 bench-ui: setup ## Lighthouse 12 (mobile) on six pages of a seeded app; prints scores and targets (not a test)
 	@[ -d node_modules ] || npm ci --no-audit --no-fund

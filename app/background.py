@@ -1,4 +1,5 @@
-"""Work that runs after the answer has gone out (account mail), tracked so shutdown waits.
+"""Work that runs after the answer has gone out (account actions, queuing their mail, noting a
+session's use), tracked so shutdown waits. Periodic work is the job queue's (app/jobs.py).
 
 Starlette's BackgroundTasks run inside the response cycle; a detached task makes the
 answer's timing independent of the mail for every client and server alike.
@@ -6,7 +7,7 @@ answer's timing independent of the mail for every client and server alike.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger("app.background")
@@ -30,20 +31,3 @@ class Background:
         """Wait for every task started so far (and those they start)."""
         while self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-async def repeat(
-    work: Callable[[], Awaitable[object]],
-    every: float,
-    *,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-) -> None:
-    """Run `work` every `every` seconds (the first time after one interval) until cancelled.
-    A failed round is logged and the next one tries again: a database that is down for a
-    while delays the work, never ends it."""
-    while True:
-        await sleep(every)
-        try:
-            await work()
-        except Exception:
-            log.exception("periodic task failed; it runs again in %s s", every)

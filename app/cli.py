@@ -2,9 +2,9 @@
 
 create-user, export and import for one user, backup and restore of the whole database (and
 the photo folder), move-db to copy a SQLite database into PostgreSQL, rates refresh for
-exchange rates, and media check for photo files without a row (removed) or rows without a
-file (reported). DATABASE_URL (or .env) says which database, MEDIA_DIR / MEDIA_S3_* where
-the photos are.
+exchange rates, media check for photo files without a row (removed) or rows without a
+file (reported), and worker to run the job queue (mail, reminders, digests, housekeeping).
+DATABASE_URL (or .env) says which database, MEDIA_DIR / MEDIA_S3_* where the photos are.
 """
 
 import argparse
@@ -329,6 +329,16 @@ def refresh_rates(args: argparse.Namespace) -> str:
     return str(asyncio.run(_with_session(work)))
 
 
+def worker(args: argparse.Namespace) -> str:
+    """The job queue's consumer and scheduler (app/jobs.py), until SIGINT or SIGTERM."""
+    from app.jobs import run_worker
+    from app.observability import configure_logging
+
+    configure_logging(settings.json_logs)
+    run_worker(settings, args.workers)
+    return "worker stopped"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="successdiary", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -380,6 +390,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="only report the orphans")
     p.set_defaults(run=media_check)
+    p = commands.add_parser(
+        "worker", help="run the job queue: mail, reminders, digests, housekeeping"
+    )
+    p.add_argument("--workers", type=int, default=None, help="threads (default JOBS_WORKERS)")
+    p.set_defaults(run=worker)
     return root
 
 

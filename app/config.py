@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     media_s3_access_key: str | None = None
     media_s3_secret_key: str | None = None
     media_s3_prefix: str = ""
+    # The job queue (app/jobs.py): Redis when REDIS_URL is set, else a SQLite file: JOBS_URL
+    # (a path or sqlite:///path), by default beside the SQLite database (jobs.sqlite3), or
+    # with PostgreSQL, Huey's tables in that database. JOBS_IMMEDIATE runs each job at once in
+    # the web process, without retries (the test suite's in-process app only).
+    jobs_url: str | None = None
+    jobs_immediate: bool = False
+    jobs_workers: int = Field(default=4, ge=1, le=64)
+    # A failed mail is tried again after this long, 1.5 times longer each time.
+    jobs_retry_delay_seconds: float = Field(default=15.0, ge=0.1)
+    # A scheduled mail left queued or sending this long (its consumer was killed) is queued
+    # again by the next scan.
+    jobs_lease_seconds: float = Field(default=300.0, ge=1.0)
 
     @model_validator(mode="after")
     def _secret_and_cookies(self) -> "Settings":

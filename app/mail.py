@@ -5,19 +5,25 @@ file each, the newest OUTBOX_KEEP), sent or not, for /dev/mail to show: a newcom
 code without a mail server, across reloads and whichever process sent it.
 """
 
+import asyncio
 import logging
 import os
 import re
 import secrets
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosmtplib
+from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.typing import SMTPStatus
 from anyio import to_thread
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -76,6 +82,87 @@ async def send(settings: Settings, msg: EmailMessage) -> bool:
     if settings.dev:
         await to_thread.run_sync(keep, settings.outbox_dir, msg, problem)
     return problem is None
+
+
+class Abort(Exception):
+    """Raised by send_once's `commit`: the mail must not be sent after all."""
+
+
+async def send_once(
+    settings: Settings, msg: EmailMessage, claim: Callable[[], Callable[[], None]]
+) -> Literal["sent", "failed", "aborted"]:
+    """Send one message at most once however the process dies. Once the server holds the
+    whole message but for DATA's final ".", `claim` runs in a thread (it takes the database
+    lock that records the mail as sent, waiting if need be) and returns `commit`, which runs
+    on the event loop right before the "." is written, with nothing in between. Killed before
+    the commit, the server drops the unfinished message and the mail is sent again later;
+    after it, the server gets the ".". `claim` raising Abort (the mail is no longer this
+    job's to send), or either failing, ends the connection instead: the server drops it.
+
+    Relies on aiosmtplib's protocol (pinned in requirements.lock) for DATA in two writes."""
+    smtp = aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_user,
+        password=settings.smtp_password,
+        use_tls=settings.smtp_tls and settings.smtp_port == 465,
+        start_tls=settings.smtp_tls and settings.smtp_port != 465,
+        timeout=settings.smtp_timeout,
+    )
+    outcome: Literal["sent", "failed", "aborted"] = "failed"
+    problem: str | None = None
+    try:
+        await smtp.connect()
+        sender = extract_sender(msg) or settings.mail_from
+        await smtp.mail(str(sender))
+        for recipient in extract_recipients(msg):
+            await smtp.rcpt(recipient)
+        body = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(flatten_message(msg)))
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        protocol = smtp.protocol
+        assert protocol is not None and protocol._command_lock is not None
+        async with protocol._command_lock:
+            protocol._response_pending = True
+            protocol.write(b"DATA\r\n")
+            start = await protocol.read_response(timeout=settings.smtp_timeout)
+            if start.code != SMTPStatus.start_input:
+                raise aiosmtplib.SMTPDataError(start.code, start.message)
+            protocol.write(body)
+            transport = protocol.transport
+            # Every byte but the end on its way first (a transport has no drain event).
+            while transport is not None and transport.get_write_buffer_size():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+            try:
+                commit = await to_thread.run_sync(claim)
+                commit()
+            except Exception:
+                outcome = "aborted"
+                smtp.close()  # the server drops a message it never saw the end of
+                raise
+            protocol._response_pending = True
+            protocol.write(b".\r\n")
+            outcome = "sent"  # from here the server may hold it: never send it again
+            reply = await protocol.read_response(timeout=settings.smtp_timeout)
+            if reply.code != SMTPStatus.completed:
+                log.warning("the mail server refused a committed mail: %s", reply.code)
+        with suppress(aiosmtplib.SMTPException, OSError):
+            await smtp.quit()
+    except Abort:
+        problem = "aborted"
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        if outcome != "sent":
+            log.warning("mail to a user could not be sent: %s", type(exc).__name__)
+            problem = type(exc).__name__
+    except Exception:
+        if outcome == "failed":
+            raise
+        problem = "aborted"
+    finally:
+        smtp.close()
+    if settings.dev:
+        await to_thread.run_sync(keep, settings.outbox_dir, msg, problem)
+    return outcome
 
 
 OUTBOX_KEEP = 50

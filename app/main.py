@@ -1,7 +1,5 @@
 """create_app(): settings, database, middleware, routers, static files and error pages."""
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -19,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
 from app.auth import RecentUses
-from app.background import Background, repeat
+from app.background import Background
 from app.cache import AnswerCache
 from app.config import Settings
 from app.config import settings as default_settings
@@ -32,6 +30,7 @@ from app.db import (
 )
 from app.deps import LoginRequired, error_page_user
 from app.htmx import redirect
+from app.jobs import Context, Jobs
 from app.observability import NoteRoute, Observe, configure_logging, route_templates, watch_pool
 from app.observability import router as metrics_router
 from app.ratelimit import AuthLimiter
@@ -56,12 +55,11 @@ from app.routes import (
     pages_photos,
     pages_settings,
     pages_twofactor,
+    unsubscribe,
 )
 from app.routes.docs import router as docs_router
 from app.schemas import document_common_answers
 from app.security import CSRF, BodyLimit, NoNulInQuery, SameOrigin, SecurityHeaders
-from app.services import money
-from app.services.entries import purge_deleted
 from app.static import STATIC, Compress, HashedStaticFiles
 from app.storage import storage_for
 from app.templating import render
@@ -73,9 +71,6 @@ log = logging.getLogger("app")
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = "30"
 UPLOAD_PATHS = ("/api/v1/import", "/import/preview")
-# Deleted entries are purged this often once their undo window has passed (every worker runs
-# it; the DELETE is idempotent). A later job queue can call services.entries.purge_deleted.
-PURGE_EVERY_SECONDS = 300
 # (prefix, router): FastAPI tries routes in this order (a few microseconds each, measured in
 # bench/), so the most requested pages come first; the JSON API keeps its order for /docs.
 ROUTERS: list[tuple[str, APIRouter]] = [
@@ -88,6 +83,7 @@ ROUTERS: list[tuple[str, APIRouter]] = [
     ("", pages_categories.router),
     ("", pages_export.router),
     ("", pages_photos.router),
+    ("", unsubscribe.router),
     ("/api/v1", api_auth.router),
     ("/api/v1", api_users.router),
     ("/api/v1", api_twofactor.router),
@@ -107,20 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.purge_task = asyncio.create_task(
-            repeat(lambda: purge(app), PURGE_EVERY_SECONDS), name="purge-deleted"
-        )
-        rates = (
-            asyncio.create_task(money.refresh_periodically(app.state.sessionmaker, settings))
-            if settings.refresh_rates
-            else None
-        )
+        # Purging deleted entries, pruning and the exchange rates are periodic jobs of the
+        # worker (app/jobs.py), as is all mail: the web process only queues.
         yield
-        for task in (app.state.purge_task, rates):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
         await app.state.background.drain()
         await app.state.engine.dispose()
         await app.state.read_engine.dispose()
@@ -150,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = AuthLimiter(settings.redis_url)
     app.state.background = Background()
     app.state.media = storage_for(settings)
+    app.state.jobs = Jobs(settings, Context(settings, app.state.sessionmaker, app.state.limiter))
 
     for prefix, router in ROUTERS:
         app.include_router(router, prefix=prefix)
@@ -197,15 +183,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Compress)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app
-
-
-async def purge(app: FastAPI) -> int:
-    """One round of the periodic purge, in its own session."""
-    async with app.state.sessionmaker() as session:
-        purged = await purge_deleted(session=session, media=app.state.media)
-    if purged:
-        log.info("purged %d deleted entries past their undo window", purged)
-    return purged
 
 
 def _wants_json(request: Request) -> bool:

@@ -37,6 +37,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -347,4 +348,43 @@ async def metrics(request: Request) -> Response:
                 headers={"WWW-Authenticate": "Bearer"},
             )
     read_pool(request.app.state.engine)
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+    jobs = await run_in_threadpool(jobs_exposition, request.app.state.jobs)
+    return Response(exposition() + jobs, media_type=CONTENT_TYPE_LATEST)
+
+
+def jobs_exposition(jobs: Any) -> bytes:
+    """The job queue: depth and oldest wait (read now), and the workers' runs, failures and
+    run time per task (summed by the workers into the queue's store, app.jobs)."""
+    registry = CollectorRegistry()
+    waiting = Gauge("successdiary_jobs_waiting", "Jobs waiting on the queue", registry=registry)
+    oldest = Gauge(
+        "successdiary_jobs_oldest_waiting_seconds",
+        "Age of the oldest waiting job",
+        registry=registry,
+    )
+    up = Gauge("successdiary_jobs_store_up", "1 when the queue's store answers", registry=registry)
+    runs = Gauge("successdiary_jobs_runs_total", "Jobs run, per task", ["task"], registry=registry)
+    failures = Gauge(
+        "successdiary_jobs_failures_total",
+        "Job runs that failed (each try), per task",
+        ["task"],
+        registry=registry,
+    )
+    seconds = Gauge(
+        "successdiary_jobs_run_seconds_total",
+        "Time spent running jobs, per task",
+        ["task"],
+        registry=registry,
+    )
+    try:
+        state = jobs.queue_state()
+        waiting.set(state["waiting"])
+        oldest.set(state["oldest_waiting_seconds"] or 0)
+        for task, (count, failed, spent) in jobs.worker_stats().items():
+            runs.labels(task).set(count)
+            failures.labels(task).set(failed)
+            seconds.labels(task).set(spent)
+        up.set(1)
+    except Exception:
+        up.set(0)
+    return generate_latest(registry)

@@ -405,6 +405,9 @@ class Preferences(BaseModel):
                     "week_start": 0,
                     "theme": "system",
                     "base_currency": "EUR",
+                    "reminder_time": "20:30",
+                    "reminder_days": [1, 2, 3, 4, 5],
+                    "digest": "weekly",
                 }
             ]
         },
@@ -414,6 +417,23 @@ class Preferences(BaseModel):
     week_start: Literal[0, 6] = Field(description="0: weeks start on Monday, 6: on Sunday.")
     theme: Literal["light", "dark", "system"]
     base_currency: str
+    reminder_time: str | None = Field(
+        default=None,
+        description='A reminder at "HH:MM" in your time zone on days without a win; null: off.',
+    )
+    reminder_days: list[int] = Field(
+        default=[1, 2, 3, 4, 5, 6, 7],
+        description="ISO weekdays of the reminder: 1 Monday, 7 Sunday.",
+    )
+    digest: Literal["off", "weekly", "monthly"] = Field(
+        default="off",
+        description="A digest of your wins on the morning your week starts, or on the 1st.",
+    )
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _stored_days(cls, value: object) -> object:
+        return [int(d) for d in value] if isinstance(value, str) else value
 
     @field_validator("timezone")
     @classmethod
@@ -427,11 +447,33 @@ class Preferences(BaseModel):
     )
 
 
+REMINDER_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _reminder_time(value: str | None) -> str | None:
+    if value is not None and not REMINDER_TIME.fullmatch(value):
+        raise ValueError('Give the time as "HH:MM" from 00:00 to 23:59, or null for no reminder.')
+    return value
+
+
+def _reminder_days(value: list[int] | None) -> list[int] | None:
+    if value is None:
+        return None
+    if not value or any(d < 1 or d > 7 for d in value):
+        raise ValueError("Give one or more ISO weekdays, 1 (Monday) to 7 (Sunday).")
+    return sorted(set(value))
+
+
 class PreferencesUpdate(BaseModel):
     timezone: str | None = None
     week_start: Literal[0, 6] | None = None
     theme: Literal["light", "dark", "system"] | None = None
     base_currency: str | None = None
+    reminder_time: str | None = Field(default=None, description='"HH:MM", or null: no reminder.')
+    reminder_days: list[int] | None = Field(default=None, max_length=7)
+    digest: Literal["off", "weekly", "monthly"] | None = None
+    _check_time = field_validator("reminder_time")(_reminder_time)
+    _check_days = field_validator("reminder_days")(_reminder_days)
     _check_zone = field_validator("timezone")(
         lambda v: None if v is None else Preferences._known_zone(v)
     )

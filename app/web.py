@@ -55,22 +55,20 @@ def after_response(
     state = request.app.state
     state.background.spawn(
         accounts.in_background(
-            settings=state.settings,
             maker=state.sessionmaker,
             limiter=state.limiter,
             action=action,
+            queue=state.jobs.queue_mail,
         )
     )
 
 
 def mail_after(request: Request, *jobs: MailJob) -> None:
-    """Send mail the service decided on once the answer is on its way."""
+    """Queue mail the service decided on once the answer is on its way."""
     state = request.app.state
     for job in jobs:
         state.background.spawn(
-            accounts.deliver(
-                settings=state.settings, maker=state.sessionmaker, limiter=state.limiter, job=job
-            )
+            accounts.deliver(limiter=state.limiter, job=job, queue=state.jobs.queue_mail)
         )
 
 

@@ -115,6 +115,9 @@ def make_settings(db_url: str, smtp_port: int, **overrides: Any) -> Settings:
         "cookie_secure": False,
         "redis_url": None,
         "rates_refresh": False,
+        # The in-process app runs each job at once in its own loop (app/jobs.py), so `settle`
+        # sees its mail; tests/test_jobs.py drives the real consumer.
+        "jobs_immediate": True,
         # Development keeps every mail it sends; the suite's go to a folder of its own.
         "dev_mail_dir": Path(tempfile.gettempdir()) / f"successdiary-test-mail-{os.getpid()}",
         "media_dir": Path(tempfile.gettempdir()) / f"successdiary-test-media-{os.getpid()}",

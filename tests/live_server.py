@@ -97,6 +97,7 @@ class LiveServer:
         self.env = server_env(database_url, self.port, smtp_port, **extra_env)
         self.log = ROOT / "test-results" / f"live-server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.jobs: subprocess.Popen[bytes] | None = None  # the job worker, as an operator runs
         if migrate_first:
             migrate(database_url, self.env)
 
@@ -113,6 +114,15 @@ class LiveServer:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+        if self.app == "app.main:create_app()" and self.jobs is None:
+            with self.log.with_name(f"live-worker-{self.port}.log").open("ab") as jobs_log:
+                self.jobs = subprocess.Popen(
+                    [PYTHON, "-m", "app", "worker", "--workers", "2"],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=jobs_log,
+                    stderr=subprocess.STDOUT,
+                )
         try:
             self.wait_ready(timeout)
         except BaseException:  # __exit__ never runs when __enter__ fails: leave no server behind
@@ -143,6 +153,7 @@ class LiveServer:
                     os.kill(pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+        self._stop_jobs()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -152,6 +163,17 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.process = None
+        self._stop_jobs()
+
+    def _stop_jobs(self) -> None:
+        if self.jobs is not None and self.jobs.poll() is None:
+            self.jobs.send_signal(signal.SIGINT)  # Huey's graceful stop
+            try:
+                self.jobs.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.jobs.kill()
+                self.jobs.wait()
+        self.jobs = None
 
     def _worker_pids(self) -> list[int]:
         assert self.process is not None

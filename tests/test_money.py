@@ -24,7 +24,7 @@ from babel.numbers import format_currency
 from sqlalchemy import func, select
 
 from app.config import ROOT
-from app.main import create_app
+from app.jobs import Jobs
 from app.models import Category, ExchangeRate, ManualRate
 from app.schemas import EntryCreate
 from app.services import entries, money
@@ -451,20 +451,26 @@ async def test_the_dashboard_card_and_table_match_the_api(client, session, wins,
 
 
 async def test_the_periodic_refresh_runs_only_when_switched_on(db_url, mailbox, ecb, app):
+    """A periodic job of the worker (app/jobs.py): it fetches only with RATES_REFRESH on,
+    and then once per RATES_REFRESH_SECONDS however often it is woken."""
     ecb.serve()
     ecb.requests.clear()
     assert not app.state.settings.refresh_rates  # the suite's apps never call out
+    off = Jobs(make_settings(db_url, mailbox.port, rates_url=ecb.daily_url))
+    await asyncio.to_thread(off.periodic["rates"].call_local)
+    assert ecb.requests == []
     settings = make_settings(db_url, mailbox.port, rates_refresh=True, rates_url=ecb.daily_url)
     assert settings.refresh_rates
-    other = create_app(settings)
-    async with other.router.lifespan_context(other):
-        for _ in range(100):
-            if ecb.requests:
-                break
-            await asyncio.sleep(0.05)
-    await other.state.engine.dispose()
-    await other.state.read_engine.dispose()
-    assert ecb.requests and ecb.requests[0].endswith("eurofxref-hist-90d.xml")
+    on = Jobs(settings)
+    try:
+        await asyncio.to_thread(on.periodic["rates"].call_local)
+        assert ecb.requests and ecb.requests[0].endswith("eurofxref-hist-90d.xml")
+        ecb.requests.clear()
+        await asyncio.to_thread(on.periodic["rates"].call_local)  # ten minutes later, say
+        assert ecb.requests == []
+    finally:
+        if on.runtime is not None:
+            on.runtime.close()
 
 
 def test_the_cli_refreshes_rates_and_says_when_a_fetch_fails(ecb, tmp_path: Path):

@@ -406,7 +406,10 @@ def test_compose_runs_the_app_with_postgres_redis_and_mailpit_without_a_written_
     services = compose["services"]
     app_service = services["app"]
     env = app_service["environment"]
-    assert set(services) == {"app", "postgres", "redis", "mailpit"}
+    assert set(services) == {"app", "worker", "postgres", "redis", "mailpit"}
+    # The job worker: the same image and settings, running the queue (mail waits without it).
+    assert services["worker"]["command"] == ["python", "-m", "app", "worker"]
+    assert services["worker"]["environment"] == env
     assert (
         services["postgres"]["image"] == "postgres:16" and services["redis"]["image"] == "redis:7"
     )
@@ -428,7 +431,7 @@ def test_compose_runs_the_app_with_postgres_redis_and_mailpit_without_a_written_
         for key, value in spec.get("environment", {}).items()
         if re.search("SECRET|PASSWORD|TOKEN", key)
     }
-    assert len(secrets_given) == 3  # SECRET_KEY, METRICS_TOKEN, POSTGRES_PASSWORD
+    assert len(secrets_given) == 5  # SECRET_KEY and METRICS_TOKEN (app, worker), POSTGRES_PASSWORD
     for where, value in secrets_given.items():
         assert value.startswith("${"), f"{where} is written in compose.yaml"
     database_password = env["DATABASE_URL"].split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]

@@ -7,6 +7,7 @@ from app.models.email_code import EmailCode
 from app.models.entry import Entry, EntryTag
 from app.models.photo import Photo
 from app.models.rate import ExchangeRate, ManualRate
+from app.models.sent_mail import SentMail
 from app.models.twofactor import (
     Passkey,
     PendingSignIn,
@@ -31,6 +32,7 @@ __all__ = [
     "PendingSignIn",
     "Photo",
     "RecoveryCode",
+    "SentMail",
     "TwoFactor",
     "User",
     "WebAuthnChallenge",

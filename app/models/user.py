@@ -29,6 +29,13 @@ class User(SQLAlchemyBaseUserTableUUID, Base):
     # Signed into every emailed link (the reset token) and bumped when the email or the
     # password changes, so a link mailed before the change no longer works.
     security_stamp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Habits (app/services/habits.py): a reminder at "HH:MM" local time (None: off) on these
+    # ISO weekdays ("1234567": every day), and a digest: off, weekly or monthly.
+    reminder_time: Mapped[str | None] = mapped_column(String(5), nullable=True, default=None)
+    reminder_days: Mapped[str] = mapped_column(
+        String(7), default="1234567", server_default="1234567"
+    )
+    digest: Mapped[str] = mapped_column(String(7), default="off", server_default="off")
 
 
 class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):

@@ -4,6 +4,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.deps import CurrentUser, LimiterDep, SessionDep, SettingsDep, UserManagerDep, UserToken
+from app.models.base import utcnow
 from app.schemas import (
     Accepted,
     Activity,
@@ -16,7 +17,7 @@ from app.schemas import (
     UserRead,
     UserUpdate,
 )
-from app.services import accounts, audit
+from app.services import accounts, audit, habits
 from app.web import mail_after, origin
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -84,7 +85,7 @@ async def update_me(
 
 @router.get("/me/preferences")
 async def read_preferences(user: CurrentUser) -> Preferences:
-    """Time zone, week start, theme and base currency."""
+    """Time zone, week start, theme, base currency, reminder and digest."""
     return Preferences.model_validate(user)
 
 
@@ -92,11 +93,31 @@ async def read_preferences(user: CurrentUser) -> Preferences:
 async def update_preferences(
     body: PreferencesUpdate, user: CurrentUser, session: SessionDep
 ) -> Preferences:
-    """Change the preferences you send."""
+    """Change the preferences you send (`reminder_time: null` turns the reminder off);
+    422 and nothing changed when one is not valid."""
     await accounts.update_preferences(
         session=session, user=user, changes=body.model_dump(exclude_unset=True)
     )
     return Preferences.model_validate(user)
+
+
+DIGEST_QUEUED = "A digest of the period just ended is on its way to your address."
+
+
+@router.post(
+    "/me/digest/test",
+    status_code=202,
+    responses={429: {"description": "TOO_MANY_TEST_DIGESTS: 5 an hour at most"}},
+)
+async def test_digest(request: Request, user: CurrentUser, session: SessionDep) -> Accepted:
+    """Queue a digest now (the period just ended, weekly when digests are off): it arrives
+    within a minute while a worker runs."""
+    try:
+        job = await habits.queue_test_digest(session=session, user=user, now=utcnow())
+    except habits.HabitsError as exc:
+        raise HTTPException(429, {"code": "TOO_MANY_TEST_DIGESTS", "reason": str(exc)}) from exc
+    await request.app.state.jobs.queue_scheduled(job)
+    return Accepted(message=DIGEST_QUEUED)
 
 
 @router.delete(

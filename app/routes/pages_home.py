@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.deps import OptionalUser, SessionDep
@@ -52,10 +53,11 @@ async def manifest() -> JSONResponse:
 
 
 @router.get("/healthz", tags=["operations"])
-async def healthz(session: SessionDep) -> JSONResponse:
+async def healthz(request: Request, session: SessionDep) -> JSONResponse:
     """200 when the database answers, 503 when it does not. `rates` says whether the
-    exchange rates are recent (ok), old or failing to refresh (stale), or absent (none):
-    informative, it never turns the status to error."""
+    exchange rates are recent (ok), old or failing to refresh (stale), or absent (none);
+    `queue` how many jobs wait and for how long the oldest has (a growing age: no worker
+    runs). Both informative: they never turn the status to error."""
     try:
         await session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
@@ -65,4 +67,8 @@ async def healthz(session: SessionDep) -> JSONResponse:
             headers={"Retry-After": "30"},
         )
     rates = await money.health(session)
-    return JSONResponse({"status": "ok", "database": "ok", "rates": rates})
+    try:
+        queue = await run_in_threadpool(request.app.state.jobs.queue_state)
+    except Exception as exc:  # the store (Redis, the jobs file) is down: say so, stay up
+        queue = {"status": "unavailable", "error": type(exc).__name__}
+    return JSONResponse({"status": "ok", "database": "ok", "rates": rates, "queue": queue})

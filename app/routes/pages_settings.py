@@ -11,8 +11,9 @@ from app.deps import LimiterDep, PageUser, SessionDep, SettingsDep, StrategyDep,
 from app.forms import TIMEZONE_GROUPS, clip, email_problem, validation_errors
 from app.htmx import is_htmx, local_path, redirect
 from app.models import User
+from app.models.base import utcnow
 from app.schemas import CURRENCIES, ManualRateWrite, PreferencesUpdate, manual_currency
-from app.services import accounts, audit, money, twofactor
+from app.services import accounts, audit, habits, money, twofactor
 from app.templating import flash, render
 from app.web import mail_after, origin
 
@@ -26,6 +27,7 @@ ERRORS = (
     "email_errors",
     "confirm_errors",
     "rate_errors",
+    "habit_errors",
 )
 CODE_ERRORS = {
     accounts.EmailChangeResult.INVALID: "That code is not right or has expired. "
@@ -92,6 +94,44 @@ async def save_preferences(request: Request, user: PageUser, session: SessionDep
     )
     flash(request, "Preferences saved.")
     return redirect(request, "/settings")
+
+
+@router.post("/settings/habits")
+async def save_habits(request: Request, user: PageUser, session: SessionDep) -> Response:
+    """Reminder time (empty: off), its weekdays and the digest."""
+    form = await request.form()
+    values: dict[str, Any] = {
+        "reminder_time": str(form.get("reminder_time") or "")[:5] or None,
+        "reminder_days": [str(d)[:1] for d in form.getlist("reminder_days")][:7],
+        "digest": str(form.get("digest") or "off")[:8],
+    }
+    try:
+        changes = PreferencesUpdate.model_validate(values)
+    except ValidationError as exc:
+        return await _settings(
+            request,
+            user,
+            session,
+            habit_errors=validation_errors(exc),
+            partial="settings/_habits_form.html",
+        )
+    await accounts.update_preferences(
+        session=session, user=user, changes=changes.model_dump(exclude_unset=True)
+    )
+    flash(request, "Reminders saved.")
+    return redirect(request, "/settings#habits")
+
+
+@router.post("/settings/digest/test")
+async def send_test_digest(request: Request, user: PageUser, session: SessionDep) -> Response:
+    try:
+        job = await habits.queue_test_digest(session=session, user=user, now=utcnow())
+    except habits.HabitsError as exc:
+        flash(request, str(exc))
+        return redirect(request, "/settings#habits")
+    await request.app.state.jobs.queue_scheduled(job)
+    flash(request, "A test digest is on its way: it arrives within a minute.")
+    return redirect(request, "/settings#habits")
 
 
 @router.post("/settings/rates")

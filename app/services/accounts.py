@@ -1,7 +1,8 @@
 """Accounts: registration, 6-digit email codes, login checks, password and email changes.
 
 Every answer that could reveal whether an email is registered is decided here so pages
-and API share it; the mail itself is sent later by app.mail.deliver (in the background).
+and API share it; the mail itself is queued after the answer (deliver) and sent by a job
+(app/jobs.py).
 """
 
 import hashlib
@@ -410,30 +411,43 @@ FLOOD_CAPPED = frozenset({"already_registered", "reset_password", "email_change_
 
 async def deliver(
     *,
+    limiter: AuthLimiter,
+    job: MailJob,
+    queue: Callable[[MailJob], Awaitable[None]],
+) -> None:
+    """Count a flood-capped mail against its address, then put it on the job queue."""
+    if job.template in FLOOD_CAPPED and not await limiter.account_mail_allowed(job.to):
+        log.info("account mail held back: its address had its 5 this hour")
+        return
+    await queue(job)
+
+
+async def send_account_mail(
+    *,
     settings: Settings,
     maker: async_sessionmaker[AsyncSession],
     limiter: AuthLimiter,
     job: MailJob,
-) -> None:
-    """Send one account mail; remember a failed code mail so the verify page can say so."""
-    if job.template in FLOOD_CAPPED and not await limiter.account_mail_allowed(job.to):
-        log.info("account mail held back: its address had its 5 this hour")
-        return
+) -> bool:
+    """Send one account mail (a job's work); remember whether a code mail failed, so the
+    verify page can say the mail is delayed (and stop saying so once a retry got it out)."""
     code = job.context.get("code")
     if settings.dev and code:
         log.warning("development only: verification code for %s is %s", job.to, code)
     sent = await mail.send(
         settings, mail.build_message(settings, job.to, job.template, **job.context)
     )
-    if not sent and job.code_user_id is not None:
-        await limiter.code_mail_failed(str(job.code_user_id))
+    if job.code_user_id is not None:
+        if not sent:
+            await limiter.code_mail_failed(str(job.code_user_id))
         async with maker() as session:
             await session.execute(
                 update(EmailCode)
                 .where(col(EmailCode.user_id) == job.code_user_id)
-                .values(mail_failed=True)
+                .values(mail_failed=not sent)
             )
             await session.commit()
+    return sent
 
 
 async def _new_code(session: AsyncSession, limiter: AuthLimiter, wanted: NewCode) -> MailJob | None:
@@ -453,10 +467,10 @@ async def _new_code(session: AsyncSession, limiter: AuthLimiter, wanted: NewCode
 
 async def in_background(
     *,
-    settings: Settings,
     maker: async_sessionmaker[AsyncSession],
     limiter: AuthLimiter,
     action: Callable[[AsyncSession], Awaitable[MailJob | NewCode | None]],
+    queue: Callable[[MailJob], Awaitable[None]],
 ) -> None:
     """Run an account action in its own session after the answer went out, then mail; a
     NewCode is made here, if the account and its address may get one now."""
@@ -465,15 +479,18 @@ async def in_background(
         if isinstance(job, NewCode):
             job = await _new_code(session, limiter, job)
     if job is not None:
-        await deliver(settings=settings, maker=maker, limiter=limiter, job=job)
+        await deliver(limiter=limiter, job=job, queue=queue)
 
 
 async def update_preferences(
     *, session: AsyncSession, user: User, changes: dict[str, object]
 ) -> None:
-    """Store checked preferences (the schema validated each value); None means unchanged."""
+    """Store checked preferences (the schema validated each value); None means unchanged,
+    but for reminder_time, where it means no reminder."""
     for name, value in changes.items():
-        if value is not None:
+        if name == "reminder_days" and isinstance(value, list):
+            value = "".join(str(d) for d in sorted(set(value)))
+        if value is not None or name == "reminder_time":
             setattr(user, name, value)
     await session.commit()
 

@@ -15,7 +15,6 @@ lifespan, never on a page request. A failed fetch keeps the rates stored and say
 /healthz and the log.
 """
 
-import asyncio
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -43,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
@@ -236,18 +235,6 @@ async def refresh_due(*, session: AsyncSession, settings: Settings) -> None:
     recent = latest is not None and datetime.now(UTC).date() - latest <= STALE_AFTER
     with suppress(RatesProblem):  # logged and shown in /healthz; the next run tries again
         await refresh(session=session, settings=settings, history=None if recent else "90d")
-
-
-async def refresh_periodically(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-    """Run in the app's lifespan when RATES_REFRESH is on: now, then every
-    RATES_REFRESH_SECONDS. A failure of any kind never stops the loop."""
-    while True:
-        try:
-            async with maker() as session:
-                await refresh_due(session=session, settings=settings)
-        except Exception:
-            log.exception("rates refresh crashed")
-        await asyncio.sleep(settings.rates_refresh_seconds)
 
 
 async def health(session: AsyncSession) -> dict[str, Any]:

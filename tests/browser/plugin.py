@@ -7,6 +7,7 @@ they skip when Chromium is missing, unless REQUIRE_BROWSER=1 (CI) makes that a f
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,7 +82,8 @@ def uvicorn_server(
     env: dict[str, str], folder: Path, port: int, factory: str = "app.main:create_app"
 ) -> Iterator[str]:
     """uvicorn on 127.0.0.1:port, its database migrated first, its log in folder/server.log
-    (a file, not a pipe nobody reads: a full pipe, 64 kB of log lines, stops the server)."""
+    (a file, not a pipe nobody reads: a full pipe, 64 kB of log lines, stops the server),
+    and a job worker beside it (mail goes out through it) logging to folder/worker.log."""
     bin_dir = Path(sys.executable).parent
     subprocess.run(
         [str(bin_dir / "alembic"), "upgrade", "head"],
@@ -100,12 +102,26 @@ def uvicorn_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    with (folder / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker", "--workers", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_healthy(base)
+        yield base
+    finally:
+        server.terminate()
+        worker.send_signal(signal.SIGINT)  # Huey's graceful stop
+        server.wait(timeout=10)
         try:
-            wait_until_healthy(base)
-            yield base
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def wait_until_healthy(base: str) -> None:

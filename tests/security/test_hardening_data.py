@@ -7,15 +7,14 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from app import main
-from app.background import repeat
+from app import jobs
 from app.models import Category, Entry, EntryTag
 from app.models.base import utcnow
 from app.schemas import DAY_RANGE
@@ -568,10 +567,12 @@ async def test_row39_deleted_entries_leave_the_database_and_search_index_after_t
     assert await search_hits(session, "zanzibar") == {kept}
 
 
-async def test_row39_the_purge_runs_on_a_schedule_in_every_worker(app, session, alice, client):
-    assert app.state.purge_task.get_name() == "purge-deleted"
-    assert not app.state.purge_task.done()
-    assert 60 <= main.PURGE_EVERY_SECONDS <= 600
+async def test_row39_the_purge_runs_on_a_schedule_on_the_job_queue(app, session, alice, client):
+    """A periodic job of the worker (app/jobs.py), every five minutes; one round purges."""
+    task = app.state.jobs.periodic["housekeeping"].s()
+    at = datetime(2026, 12, 2, 10, 0)
+    runs = [m for m in range(60) if task.validate_datetime(at.replace(minute=m))]
+    assert runs == list(range(0, 60, 5))
 
     headers = await auth(client)
     entry_id = await new_entry(client, headers)
@@ -581,22 +582,9 @@ async def test_row39_the_purge_runs_on_a_schedule_in_every_worker(app, session, 
     )
     await session.commit()
 
-    waits: list[float] = []
-    rounds: list[int] = []
-
-    async def fake_sleep(seconds: float) -> None:  # the schedule, without waiting
-        waits.append(seconds)
-        if len(waits) > 3:
-            raise asyncio.CancelledError
-
-    async def work() -> None:
-        rounds.append(await main.purge(app))
-        if len(rounds) == 1:
-            raise RuntimeError("a failing round does not end the schedule")
-
-    with pytest.raises(asyncio.CancelledError):
-        await repeat(work, main.PURGE_EVERY_SECONDS, sleep=fake_sleep)
-    assert waits == [main.PURGE_EVERY_SECONDS] * 4 and rounds == [1, 0, 0]
+    counts = await jobs.housekeeping(app.state.jobs.context)
+    assert counts["entries"] == 1
+    assert (await jobs.housekeeping(app.state.jobs.context))["entries"] == 0  # idempotent
     assert (await session.execute(select(func.count()).select_from(Entry))).scalar_one() == 0
 
 
