@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
@@ -288,7 +289,15 @@ class Jobs:
             name="account_mail",
         )
         def account_mail(job: dict[str, Any], queued_at: float) -> None:
-            self._run(send_account_mail(self._ctx(), MailJob(**job), queued_at))
+            # Huey takes a job off the queue when a consumer starts it, so a consumer killed
+            # mid-send would lose the mail: a copy waits a lease ahead, revoked once this run
+            # has sent it (or handed it to Huey's retries). At least once, never lost.
+            backup = uuid.uuid4().hex
+            account_mail.schedule((job, queued_at), delay=settings.jobs_lease_seconds, id=backup)
+            try:
+                self._run(send_account_mail(self._ctx(), MailJob(**job), queued_at))
+            finally:
+                huey.revoke_by_id(backup, revoke_once=True)
 
         @huey.task(
             retries=SCHEDULED_RETRIES,

@@ -259,3 +259,47 @@ async def test_healthz_and_metrics_report_the_queue(
     assert 'successdiary_jobs_run_seconds_total{task="scan_at"}' in metrics
     await web.state.engine.dispose()
     await web.state.read_engine.dispose()
+
+
+async def test_account_mail_a_killed_consumer_was_sending_still_goes_out_once(
+    app: FastAPI, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    """Huey takes a job off the queue when a consumer starts it: the copy waiting a lease
+    ahead delivers the code that a consumer SIGKILLed mid-send never sent, and only once."""
+    in_flight: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        in_flight.append(writer)  # an SMTP server that never greets: the send hangs here
+
+    stall = await asyncio.start_server(silent, "127.0.0.1", 0)
+    stall_port = stall.sockets[0].getsockname()[1]
+    settings = queue_settings(app.state.settings.database_url, stall_port, tmp_path)
+    web = create_app(make_settings(settings.database_url, stall_port, jobs_url=settings.jobs_url,
+                                   redis_url=settings.redis_url, jobs_immediate=False))  # fmt: skip
+    clear_store(web.state.jobs)
+    first = Worker(settings, tmp_path / "first.log")
+    second = Worker(settings.model_copy(update={"smtp_port": mailbox.port}), tmp_path / "b.log")
+    first.start()
+    try:
+        async with web.router.lifespan_context(web):
+            transport = httpx.ASGITransport(app=web, client=("203.0.113.10", 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                answer = await c.post(
+                    "/api/v1/auth/register",
+                    json={"email": "erin@example.com", "password": "quiet harbour lamp 42"},
+                )
+                assert answer.status_code == 202
+                await web.state.background.drain()
+            await wait_for(lambda: in_flight, what="the code mail in flight", worker=first)
+            first.kill()
+            second.start()
+            [mail] = await wait_for(
+                lambda: mailbox.to("erin@example.com"), what="the code", worker=second
+            )
+            assert "verification code" in mail.get_body(("plain",)).get_content()
+            await asyncio.sleep(3 * settings.jobs_lease_seconds)  # past the next copy's lease
+            assert len(mailbox.to("erin@example.com")) == 1, "sent once"
+    finally:
+        second.stop()
+        stall.close()
+        clear_store(web.state.jobs)
