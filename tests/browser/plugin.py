@@ -104,7 +104,15 @@ def uvicorn_server(
         )
     with (folder / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker", "--workers", "2"],
+            # The app's own clock (tests/browser/frozen_clock.py moves it) rules the worker too.
+            [
+                sys.executable,
+                "-m",
+                "tests.browser.frozen_clock" if "FROZEN_CLOCK_AT" in env else "app",
+                "worker",
+                "--workers",
+                "2",
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
