@@ -395,6 +395,11 @@ class CategoryRead(CategoryRef):
     entry_count: int = 0
 
 
+def stored_days(days: list[int]) -> str:
+    """Reminder weekdays as the user row keeps them: "12345" for Monday to Friday."""
+    return "".join(str(d) for d in sorted(set(days)))
+
+
 class Preferences(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,

@@ -257,6 +257,9 @@ async def test_preferences_are_read_and_checked(as_alice):
         "week_start": 0,
         "theme": "system",
         "base_currency": "USD",
+        "reminder_time": None,
+        "reminder_days": [1, 2, 3, 4, 5, 6, 7],
+        "digest": "off",
     }
     ok = await as_alice.patch(
         "/api/v1/users/me/preferences",

@@ -32,6 +32,7 @@ from app.mail import MailJob
 from app.models import EmailCode, User
 from app.models.base import utcnow
 from app.ratelimit import AuthLimiter
+from app.schemas import stored_days
 from app.services import audit, categories
 from app.services.audit import Origin
 
@@ -489,7 +490,7 @@ async def update_preferences(
     but for reminder_time, where it means no reminder."""
     for name, value in changes.items():
         if name == "reminder_days" and isinstance(value, list):
-            value = "".join(str(d) for d in sorted(set(value)))
+            value = stored_days(value)
         if value is not None or name == "reminder_time":
             setattr(user, name, value)
     await session.commit()

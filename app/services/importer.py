@@ -31,7 +31,14 @@ from sqlmodel import col
 from app.markdown import render
 from app.models import Category, Entry, EntryTag, User
 from app.models.base import utcnow
-from app.schemas import CategoryCreate, EntryCreate, Preferences, category_name, day_problem
+from app.schemas import (
+    CategoryCreate,
+    EntryCreate,
+    Preferences,
+    category_name,
+    day_problem,
+    stored_days,
+)
 from app.services import Problem
 from app.services.categories import category_key, next_colour
 from app.services.entries import to_minor
@@ -462,7 +469,7 @@ async def import_plan(
         ids[category_key(name)] = category.id
     if plan.preferences is not None:
         for key, value in plan.preferences.model_dump().items():
-            setattr(user, key, value)
+            setattr(user, key, stored_days(value) if key == "reminder_days" else value)
     now = utcnow()
     with_photos: list[tuple[int, Item]] = []
     for start in range(0, len(plan.items), BATCH):

@@ -62,6 +62,9 @@ PUBLIC_ALLOW_LIST = {
     ("POST", "/login/second-step"),
     ("POST", "/login/passkey/options"),
     ("POST", "/login/passkey"),
+    # One-click unsubscribe (RFC 8058): the signed single-purpose token is the credential.
+    ("GET", "/unsubscribe/{token}"),
+    ("POST", "/unsubscribe/{token}"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/request-code"),
     ("POST", "/api/v1/auth/verify"),
