@@ -182,6 +182,11 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
             conn = ctx.sync_engine.connect()
             try:
                 transaction = conn.begin()
+                if conn.dialect.name == "postgresql":
+                    # The commit below stands between the mark and the final "." (a kill
+                    # there loses the mail): it must not wait for the WAL's flush. Only a
+                    # crash of PostgreSQL itself could then forget the mark (a resend).
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 done = conn.execute(habits.mark_sent_statement(job, datetime.now(UTC)))
                 if done.rowcount != 1:
                     raise mail.Abort(job.key)

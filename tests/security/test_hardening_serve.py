@@ -244,7 +244,7 @@ def test_row40_no_server_banner(served, developing):
 def run_sh_command(port: int) -> list[str]:
     """scripts/run.sh's uvicorn command line, without --reload (a file watcher) for a test."""
     text = (ROOT / "scripts/run.sh").read_text().replace("\\\n", " ")
-    match = re.search(r"^exec (\.venv/bin/uvicorn .+)$", text, re.MULTILINE)
+    match = re.search(r"^(?:exec )?(\.venv/bin/uvicorn .+)$", text, re.MULTILINE)
     assert match, "scripts/run.sh starts uvicorn"
     line = match.group(1).replace('"${HOST:-127.0.0.1}"', "127.0.0.1")
     line = line.replace('"${PORT:-8000}"', str(port))
