@@ -79,21 +79,37 @@ async def save_preferences(request: Request, user: PageUser, session: SessionDep
     values: dict[str, Any] = {name: str(form.get(name) or "")[:64] for name in fields}
     if values["week_start"].isdigit():
         values["week_start"] = int(values["week_start"])
+    cleaned = {k: v or None for k, v in values.items()}
+    return await _save(
+        request, user, session, cleaned, "pref_errors", "preferences", "Preferences saved."
+    )
+
+
+async def _save(
+    request: Request,
+    user: User,
+    session: Any,
+    values: dict[str, Any],
+    errors: str,
+    form: str,
+    saved: str,
+) -> Response:
+    """Check preference values and store them, or show their form again with why (422)."""
     try:
-        changes = PreferencesUpdate.model_validate({k: v or None for k, v in values.items()})
+        changes = PreferencesUpdate.model_validate(values)
     except ValidationError as exc:
         return await _settings(
             request,
             user,
             session,
-            pref_errors=validation_errors(exc),
-            partial="settings/_preferences_form.html",
+            partial=f"settings/_{form}_form.html",
+            **{errors: validation_errors(exc)},
         )
     await accounts.update_preferences(
         session=session, user=user, changes=changes.model_dump(exclude_unset=True)
     )
-    flash(request, "Preferences saved.")
-    return redirect(request, "/settings")
+    flash(request, saved)
+    return redirect(request, "/settings" if form == "preferences" else "/settings#habits")
 
 
 @router.post("/settings/habits")
@@ -105,21 +121,7 @@ async def save_habits(request: Request, user: PageUser, session: SessionDep) -> 
         "reminder_days": [str(d)[:1] for d in form.getlist("reminder_days")][:7],
         "digest": str(form.get("digest") or "off")[:8],
     }
-    try:
-        changes = PreferencesUpdate.model_validate(values)
-    except ValidationError as exc:
-        return await _settings(
-            request,
-            user,
-            session,
-            habit_errors=validation_errors(exc),
-            partial="settings/_habits_form.html",
-        )
-    await accounts.update_preferences(
-        session=session, user=user, changes=changes.model_dump(exclude_unset=True)
-    )
-    flash(request, "Reminders saved.")
-    return redirect(request, "/settings#habits")
+    return await _save(request, user, session, values, "habit_errors", "habits", "Reminders saved.")
 
 
 @router.post("/settings/digest/test")

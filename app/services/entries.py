@@ -48,7 +48,7 @@ from app.schemas import (
 )
 from app.services import Problem
 from app.services.categories import get_category
-from app.services.photos import photo_read
+from app.services.photos import keys_of_entries, photo_read, photos_for, remove_keys
 from app.services.text import MARK_END, MARK_START, parse_tags, plain_text
 
 if TYPE_CHECKING:
@@ -273,8 +273,6 @@ async def with_photos(session: AsyncSession, views: list[EntryView]) -> list[Ent
     diary without photos keeps its query budget)."""
     ids = [v.entry.id for v in views if v.entry.photo_count and v.entry.id is not None]
     if ids:
-        from app.services.photos import photos_for
-
         found = await photos_for(session, ids)
         for view in views:
             view.photos = found.get(view.entry.id or 0, [])
@@ -326,8 +324,6 @@ async def purge_deleted(
 
     Their photos' rows go by cascade too, and their files after the commit (from `media`,
     else the configured storage): a crash in between leaves orphans for `media check`."""
-    from app.services.photos import keys_of_entries, remove_keys
-
     cutoff = (now or utcnow()) - UNDO_WINDOW
     with_files = select(col(Entry.id)).where(
         col(Entry.deleted_at) < cutoff, col(Entry.photo_count) > 0

@@ -36,7 +36,7 @@ from sqlmodel import col
 from app import mail
 from app.config import Settings
 from app.models import Category, Entry, SentMail, User
-from app.services import money, stats
+from app.services import Problem, money, stats
 
 log = logging.getLogger("app.habits")
 
@@ -48,8 +48,11 @@ Kind = Literal["reminder", "weekly", "monthly", "test"]
 Topic = Literal["reminder", "digest"]
 
 
-class HabitsError(Exception):
+class HabitsError(Problem):
     """A refused request (the route turns it into its answer)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("digest", message)
 
 
 def zone(user: User) -> ZoneInfo:
