@@ -4,6 +4,10 @@ GET and HEAD requests read through a second engine whose connections refuse writ
 write in a GET fails loudly (SQLite: query_only; PostgreSQL: read-only, in autocommit). The
 session lookup, pages and API reads all go through the ORM on these two engines: one way
 to the database (docs/architecture.md, "The read path").
+
+On SQLite the read engine uses the synchronous driver, behind the same AsyncSession: an
+indexed read takes microseconds in the event loop's own thread, while aiosqlite hands every
+call to a thread of its own and back, which cost a page more than its SQL.
 """
 
 import asyncio
@@ -12,7 +16,7 @@ import sqlite3
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Engine, create_engine, event
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -126,30 +131,71 @@ def read_only(connection: sqlite3.Connection) -> sqlite3.Connection:
     return connection
 
 
-def make_read_engine(url: str) -> AsyncEngine:
+def make_read_engine(url: str) -> AsyncEngine | Engine:
     """The engine GET requests read through, where a write fails: SQLite connections with
-    query_only on; PostgreSQL read-only connections in autocommit, so a read costs its own
-    round trip and no BEGIN and ROLLBACK around it."""
+    query_only on, on the synchronous driver (the module's docstring says why); PostgreSQL
+    read-only connections in autocommit, so a read costs its own round trip and no BEGIN and
+    ROLLBACK around it."""
     if not url.startswith("sqlite"):
         return _postgres_engine(
             url,
             isolation_level="AUTOCOMMIT",
             connect_args={"options": READ_ONLY_OPTIONS},
         )
-    engine = _sqlite_engine(url)
-    event.listen(engine.sync_engine, "connect", lambda conn, _record: read_only(conn))
+    engine = create_engine(
+        url.replace("sqlite+aiosqlite", "sqlite"),
+        connect_args={"timeout": 5},
+        pool_size=SQLITE_POOL[0],
+        max_overflow=SQLITE_POOL[1],
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
+    event.listen(engine, "connect", sqlite_on_connect)
+    event.listen(engine, "connect", lambda conn, _record: read_only(conn))
     return engine
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def sync_engine(engine: AsyncEngine | Engine) -> Engine:
+    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+
+async def dispose(engine: AsyncEngine | Engine) -> None:
+    if isinstance(engine, AsyncEngine):
+        await engine.dispose()
+    else:
+        engine.dispose()
+
+
+class BufferedSession(Session):
+    """A Session whose results are fetched before they are returned, as the ORM's own already
+    are. AsyncSession closes a Core result's cursor the asynchronous way, which a synchronous
+    driver's cursor cannot do; a fetched result holds no cursor."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().execute(*args, **kwargs)
+        if isinstance(result, CursorResult) and result.returns_rows:
+            return result.freeze()()
+        return result
+
+
+def make_sessionmaker(engine: AsyncEngine | Engine) -> async_sessionmaker[AsyncSession]:
+    """AsyncSessions on the engine. On a synchronous one (SQLite reads) the AsyncSession
+    proxies a BufferedSession bound to it (`sync_session_class`, SQLAlchemy's documented
+    hook), so services await the same calls whichever engine serves them."""
+    if isinstance(engine, AsyncEngine):
+        return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    def bound(**options: Any) -> Session:
+        options.update(bind=engine, binds=None)
+        return BufferedSession(**options)
+
+    return async_sessionmaker(class_=AsyncSession, sync_session_class=bound, expire_on_commit=False)
 
 
 SAFE_METHODS = ("GET", "HEAD")
 SESSIONS = "successdiary.sessions"
 
 
-def make_gate(engine: AsyncEngine) -> asyncio.Semaphore:
+def make_gate(engine: AsyncEngine | Engine) -> asyncio.Semaphore:
     """Requests take a turn here, in arrival order, before their session may connect: at most
     as many as the pool holds. Waiting in SQLAlchemy's pool instead is not fair (a request
     that has just arrived can take the connection a waiting one was woken for, which then

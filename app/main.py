@@ -23,6 +23,7 @@ from app.config import Settings
 from app.config import settings as default_settings
 from app.db import (
     CloseSessions,
+    dispose,
     make_engine,
     make_gate,
     make_read_engine,
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.background.drain()
         await app.state.engine.dispose()
-        await app.state.read_engine.dispose()
+        await dispose(app.state.read_engine)
 
     app = FastAPI(
         title="SuccessDiary API",

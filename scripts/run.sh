@@ -13,5 +13,5 @@ echo "SuccessDiary: open http://localhost:${PORT:-8000} (mail sent in developmen
 WORKER=$!
 trap 'kill "$WORKER" 2>/dev/null || true' EXIT INT TERM
 .venv/bin/uvicorn --factory app.main:create_app --loop asyncio --http app.protocol:HttpProtocol --ws none \
-    --no-server-header --reload --reload-dir app --reload-dir templates \
+    --no-server-header --reload --reload-dir app --reload-dir templates --reload-include "*.html" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from app.db import sync_engine
 from app.models import User
 from app.schemas import EntryCreate
 from app.services import categories, entries, stats
@@ -36,7 +37,7 @@ def statements(app: FastAPI) -> Iterator[Statements]:
     def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
         recorded.append((sql, params))
 
-    engines = {app.state.engine.sync_engine, app.state.read_engine.sync_engine}
+    engines = {sync_engine(app.state.engine), sync_engine(app.state.read_engine)}
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     yield recorded

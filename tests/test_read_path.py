@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.db import sync_engine
 from app.models import User
 from tests.conftest import settle
 from tests.factories import post_form, sign_in
@@ -13,7 +14,7 @@ from tests.factories import post_form, sign_in
 
 def checked_out(app) -> int:  # type: ignore[no-untyped-def]
     engines = {app.state.engine, app.state.read_engine}
-    return sum(engine.sync_engine.pool.checkedout() for engine in engines)
+    return sum(sync_engine(engine).pool.checkedout() for engine in engines)
 
 
 async def test_get_requests_cannot_write(app):
