@@ -16,10 +16,12 @@ Bodies are kept gzipped (at app.static.Compress's level): a hit sends them as th
 a client that may have them compressed, and unzips them (fast) for one that may not.
 """
 
+import functools
 import gzip
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -113,13 +115,33 @@ def _page_token(request: Request) -> str | None:
     return token if token and token == cookie else None
 
 
-async def cached(
-    request: Request, user: User, build: Callable[[], Awaitable[Response]], *, page: bool = True
-) -> Response:
-    """The answer `build` gives for this request, from the cache when it was made before.
+Route = TypeVar("Route", bound=Callable[..., Awaitable[Response]])
+
+
+def cached_answer(*, page: bool = True) -> Callable[[Route], Route]:
+    """Serve a GET route from the answer cache: its body runs only on a miss, so it makes its
+    database session there (`get_session(request)`) and a hit costs no connection. The route
+    takes `request` and `user` (PageUser or CurrentUser) by those names.
 
     A page (page=True) embeds the browser's CSRF token, which joins the key; JSON does not.
     """
+
+    def decorate(route: Route) -> Route:
+        @functools.wraps(route)  # FastAPI reads the route's own signature through __wrapped__
+        async def serve(request: Request, user: User, **params: Any) -> Response:
+            return await _answer(
+                request, user, lambda: route(request=request, user=user, **params), page=page
+            )
+
+        return cast(Route, serve)
+
+    return decorate
+
+
+async def _answer(
+    request: Request, user: User, build: Callable[[], Awaitable[Response]], *, page: bool
+) -> Response:
+    """The answer `build` gives for this request, from the cache when it was made before."""
     if (
         request.method not in SAFE_METHODS
         or _has_flashes(request)

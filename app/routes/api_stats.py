@@ -4,17 +4,15 @@ Each answer is cached (app/cache.py) by the user's diary version: ten years of w
 counted once per change, not once per request.
 """
 
-from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from app.cache import cached
+from app.cache import cached_answer
 from app.db import get_session
 from app.deps import CurrentUser
 from app.schemas import DAY_MIN, EntryRead, MoneyStats, Year
@@ -39,20 +37,9 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
     return TypeAdapter(model)
 
 
-def answer(
-    request: Request,
-    user: CurrentUser,
-    model: Any,
-    figures: Callable[[AsyncSession], Awaitable[Any]],
-) -> Awaitable[Response]:
-    """The figures as JSON of `model` (also the documented response model), cached: the
-    request's session is only made when they are computed."""
-
-    async def build() -> Response:
-        computed = await figures(await get_session(request))
-        return Response(_adapter(model).dump_json(computed), media_type="application/json")
-
-    return cached(request, user, build, page=False)
+def as_json(model: Any, figures: Any) -> Response:
+    """The figures as JSON of `model`, the route's documented response model."""
+    return Response(_adapter(model).dump_json(figures), media_type="application/json")
 
 
 def span(
@@ -68,14 +55,15 @@ def span(
 
 
 @router.get("/summary", response_model=Summary)
+@cached_answer(page=False)
 async def summary(request: Request, user: CurrentUser) -> Response:
     """Total wins, this week's, this month's, and categories used this month."""
-    return await answer(
-        request, user, Summary, lambda session: stats.summary(session=session, user=user)
-    )
+    session = await get_session(request)
+    return as_json(Summary, await stats.summary(session=session, user=user))
 
 
 @router.get("/timeline", response_model=list[Point])
+@cached_answer(page=False)
 async def timeline(
     request: Request,
     user: CurrentUser,
@@ -86,17 +74,14 @@ async def timeline(
     """Wins per day, week or month; every period is present, empty ones with 0.
     Defaults: the last 30 days, 12 weeks or 12 months."""
     start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
-    return await answer(
-        request,
-        user,
-        list[Point],
-        lambda session: stats.timeline(
-            session=session, user=user, period=period, date_from=start, date_to=end
-        ),
+    figures = await stats.timeline(
+        session=await get_session(request), user=user, period=period, date_from=start, date_to=end
     )
+    return as_json(list[Point], figures)
 
 
 @router.get("/categories", response_model=list[CategoryCount])
+@cached_answer(page=False)
 async def categories(
     request: Request,
     user: CurrentUser,
@@ -104,17 +89,14 @@ async def categories(
     date_to: Day = None,
 ) -> Response:
     """Wins per category (uncategorised ones too), most first."""
-    return await answer(
-        request,
-        user,
-        list[CategoryCount],
-        lambda session: stats.by_category(
-            session=session, user=user, date_from=date_from, date_to=date_to
-        ),
+    figures = await stats.by_category(
+        session=await get_session(request), user=user, date_from=date_from, date_to=date_to
     )
+    return as_json(list[CategoryCount], figures)
 
 
 @router.get("/mood", response_model=list[MoodPoint])
+@cached_answer(page=False)
 async def mood(
     request: Request,
     user: CurrentUser,
@@ -123,23 +105,22 @@ async def mood(
 ) -> Response:
     """Average mood per week (default: the last 26 weeks); weeks without a mood are absent."""
     start, end = span(user, date_from, date_to, timedelta(weeks=26))
-    return await answer(
-        request,
-        user,
-        list[MoodPoint],
-        lambda session: stats.mood_trend(session=session, user=user, date_from=start, date_to=end),
+    figures = await stats.mood_trend(
+        session=await get_session(request), user=user, date_from=start, date_to=end
     )
+    return as_json(list[MoodPoint], figures)
 
 
 @router.get("/streaks", response_model=Streaks)
+@cached_answer(page=False)
 async def streaks(request: Request, user: CurrentUser) -> Response:
     """Current and longest run of consecutive days with at least one win."""
-    return await answer(
-        request, user, Streaks, lambda session: stats.streaks(session=session, user=user)
-    )
+    session = await get_session(request)
+    return as_json(Streaks, await stats.streaks(session=session, user=user))
 
 
 @router.get("/heatmap", response_model=list[HeatDay])
+@cached_answer(page=False)
 async def heatmap(
     request: Request,
     user: CurrentUser,
@@ -147,25 +128,20 @@ async def heatmap(
 ) -> Response:
     """Wins per day of a calendar year (default: this year)."""
     wanted = year or today_for(user).year
-    return await answer(
-        request,
-        user,
-        list[HeatDay],
-        lambda session: stats.heatmap(session=session, user=user, year=wanted),
-    )
+    figures = await stats.heatmap(session=await get_session(request), user=user, year=wanted)
+    return as_json(list[HeatDay], figures)
 
 
 @router.get("/on-this-day", response_model=list[EntryRead])
+@cached_answer(page=False)
 async def on_this_day(request: Request, user: CurrentUser) -> Response:
     """Your wins from today's date in earlier years."""
-
-    async def figures(session: AsyncSession) -> list[EntryRead]:
-        return [v.read() for v in await stats.on_this_day(session=session, user=user)]
-
-    return await answer(request, user, list[EntryRead], figures)
+    views = await stats.on_this_day(session=await get_session(request), user=user)
+    return as_json(list[EntryRead], [v.read() for v in views])
 
 
 @router.get("/money", response_model=MoneyStats)
+@cached_answer(page=False)
 async def money_stats(
     request: Request,
     user: CurrentUser,
@@ -181,11 +157,7 @@ async def money_stats(
     (ECB or one of your manual rates) are listed in `unconverted`, never added to `total`.
     Totals are rounded to the base currency's minor units; decimals are sent as strings."""
     start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
-    return await answer(
-        request,
-        user,
-        MoneyStats,
-        lambda session: money.money_stats(
-            session=session, user=user, period=period, date_from=start, date_to=end
-        ),
+    figures = await money.money_stats(
+        session=await get_session(request), user=user, period=period, date_from=start, date_to=end
     )
+    return as_json(MoneyStats, figures)

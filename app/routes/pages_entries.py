@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
 
-from app.cache import cached
+from app.cache import cached_answer
 from app.db import get_session
 from app.deps import PageUser, SessionDep
 from app.forms import optional, validation_errors
@@ -101,17 +101,15 @@ def _form_context(
 
 
 @router.get("/entries")
+@cached_answer()
 async def list_page(request: Request, user: PageUser) -> Response:
-    async def build() -> Response:
-        session = await get_session(request)  # only when the page is not cached
-        ctx = _form_context(await _page_context(session, user, request))
-        await session.close()  # the connection goes back to the pool before rendering
-        target = request.headers.get("hx-target", "")
-        more = target.startswith("load-more")  # focus moves to the first entry loaded
-        page = "entries/_page.html" if more else "entries/_results.html"
-        return render(request, "entries/list.html", {**ctx, "focus_first": more}, partial=page)
-
-    return await cached(request, user, build)
+    session = await get_session(request)
+    ctx = _form_context(await _page_context(session, user, request))
+    await session.close()  # the connection goes back to the pool before rendering
+    target = request.headers.get("hx-target", "")
+    more = target.startswith("load-more")  # focus moves to the first entry loaded
+    page = "entries/_page.html" if more else "entries/_results.html"
+    return render(request, "entries/list.html", {**ctx, "focus_first": more}, partial=page)
 
 
 @router.get("/entries/new")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from app.cache import cached
+from app.cache import cached_answer
 from app.db import get_session
 from app.deps import PageUser
 from app.forms import query_day
@@ -132,6 +132,7 @@ def _out_of_range(request: Request) -> int:
 
 
 @router.get("/dashboard")
+@cached_answer()
 async def dashboard(
     request: Request,
     user: PageUser,
@@ -143,13 +144,7 @@ async def dashboard(
     status = 200
     if year is not None and not DAY_MIN.year <= year <= DAY_MAX.year:
         year, status = None, _out_of_range(request)
-    return await cached(request, user, lambda: _dashboard(request, user, year, span, group, status))
-
-
-async def _dashboard(
-    request: Request, user: User, year: int | None, span: Range, by: stats.Period, status: int
-) -> Response:
-    session = await get_session(request)  # only when the page is not cached
+    session = await get_session(request)
     today = today_for(user)
     year = year or today.year
     figures = await stats.overview(session=session, user=user, year=year)
@@ -163,7 +158,7 @@ async def _dashboard(
             "year_total": sum(d.count for d in figures.heatmap),
             "active_days": sum(1 for d in figures.heatmap if d.count),
             "level": level,
-        } | _charts(figures, user, span, by)
+        } | _charts(figures, user, span, group)
         ctx |= await _money(request, session, user, *money.dashboard_range(today))
     await session.close()  # the connection goes back to the pool before rendering, not after
     return render(request, "insights/dashboard.html", ctx, status_code=status)
@@ -204,6 +199,7 @@ def _period_name(period: Period, start: date) -> str:
 
 
 @router.get("/review")
+@cached_answer()
 async def review(
     request: Request,
     user: PageUser,
@@ -211,15 +207,9 @@ async def review(
     date: str | None = None,
 ) -> Response:
     anchor, status = query_day(request, date)
-    return await cached(request, user, lambda: _review(request, user, period, anchor, status))
-
-
-async def _review(
-    request: Request, user: User, period: Period, day: date | None, status: int
-) -> Response:
-    session = await get_session(request)  # only when the page is not cached
+    session = await get_session(request)
     today = today_for(user)
-    result = await stats.review(session=session, user=user, period=period, anchor=day or today)
+    result = await stats.review(session=session, user=user, period=period, anchor=anchor or today)
     await with_photos(session, result.entries)
     names = {c.category_id: c for c in result.by_category}
     groups: dict[int | None, list[Any]] = {}
