@@ -109,6 +109,7 @@ class LiveServer:
             "-w", str(self.workers),
             "-b", f"127.0.0.1:{self.port}",
             "--graceful-timeout", "5",
+            "--keep-alive", "5",  # as the README's production command
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
