@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from app.auth import password_helper, password_problem
 from app.config import ROOT, settings
-from app.db import make_engine, make_sessionmaker
+from app.db import dispose, make_engine, make_sessionmaker
 from app.models import User, metadata
 from app.services import categories, export, importer, money, photos
 from app.services.accounts import normalise_email, user_by_email
@@ -49,7 +49,7 @@ async def _with_session(work: Callable[[async_sessionmaker[AsyncSession]], Await
     try:
         return await work(make_sessionmaker(engine))
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def _user(session: AsyncSession, email: str) -> User:

@@ -5,9 +5,11 @@ write in a GET fails loudly (SQLite: query_only; PostgreSQL: read-only, in autoc
 session lookup, pages and API reads all go through the ORM on these two engines: one way
 to the database (docs/architecture.md, "The read path").
 
-On SQLite the read engine uses the synchronous driver, behind the same AsyncSession: an
-indexed read takes microseconds in the event loop's own thread, while aiosqlite hands every
-call to a thread of its own and back, which cost a page more than its SQL.
+On SQLite both engines use the synchronous driver (pysqlite) behind the same AsyncSession,
+in the event loop's own thread: an indexed statement takes microseconds, while aiosqlite
+handed every call to a thread and back, which cost a page more than its SQL, and let a write
+transaction wait for the loop between its statements while it held the write lock, so under
+load every writer queued behind the busiest page (docs/architecture.md, "The read path").
 """
 
 import asyncio
@@ -43,7 +45,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 # connection rather than failing after SQLAlchemy's default 30 s; a database that is down
 # fails at connect (above), so this wait only ever covers a busy one.
 POOL_TIMEOUT_SECONDS = 120
-# (pool_size, max_overflow) of each engine that waits for its connections asynchronously.
+# (pool_size, max_overflow) of each engine; the request gate (make_gate) admits as many.
 POSTGRES_POOL = (10, 20)
 SQLITE_POOL = (5, 10)
 
@@ -55,19 +57,21 @@ def sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
+def _sqlite_engine(url: str) -> Engine:
+    """A synchronous engine whose pool never makes the event loop wait: connections past the
+    pool's size are opened (and closed on return) instead. Requests take their turn at the
+    gate before they connect; work after an answer (mail, the audit trail) does not."""
+    engine = create_engine(
+        url.replace("sqlite+aiosqlite", "sqlite"),
         connect_args={"timeout": 5},
         pool_size=SQLITE_POOL[0],
-        max_overflow=SQLITE_POOL[1],
-        pool_timeout=POOL_TIMEOUT_SECONDS,
+        max_overflow=-1,
     )
-    event.listen(engine.sync_engine, "connect", sqlite_on_connect)
+    event.listen(engine, "connect", sqlite_on_connect)
     return engine
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str) -> AsyncEngine | Engine:
     if url.startswith("sqlite"):
         engine = _sqlite_engine(url)
         _one_writer_at_a_time(engine)
@@ -81,7 +85,7 @@ WRITE_LOCK = "successdiary.write_lock"
 WRITE_WAIT_SECONDS = 30
 
 
-def _one_writer_at_a_time(engine: AsyncEngine) -> None:
+def _one_writer_at_a_time(engine: Engine) -> None:
     """SQLite lets one transaction write at a time; waiters poll with growing sleeps (the busy
     handler), so under a burst some waited past busy_timeout and got "database is locked".
     Inside a worker, writers now queue on an asyncio lock instead, in order, without blocking
@@ -93,8 +97,15 @@ def _one_writer_at_a_time(engine: AsyncEngine) -> None:
     def before_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if conn.info.get(WRITE_LOCK) or not WRITES.match(statement):
             return
-        try:  # we run in SQLAlchemy's greenlet: await_only waits on the event loop
-            await_only(asyncio.wait_for(lock.acquire(), WRITE_WAIT_SECONDS))
+        # We run in SQLAlchemy's greenlet: await_only waits on the event loop. A free lock is
+        # taken at once; wait_for (a task on Python 3.11) would first give the loop a turn,
+        # with the lock held, and under load every writer queued behind those turns.
+        try:
+            await_only(
+                asyncio.wait_for(lock.acquire(), WRITE_WAIT_SECONDS)
+                if lock.locked()
+                else lock.acquire()
+            )
         except TimeoutError as exc:
             raise PoolTimeout(f"no turn to write within {WRITE_WAIT_SECONDS} s") from exc
         conn.info[WRITE_LOCK] = True
@@ -103,8 +114,8 @@ def _one_writer_at_a_time(engine: AsyncEngine) -> None:
         if record.info.pop(WRITE_LOCK, False):
             lock.release()
 
-    event.listen(engine.sync_engine, "before_cursor_execute", before_write)
-    event.listen(engine.sync_engine, "checkin", returned)
+    event.listen(engine, "before_cursor_execute", before_write)
+    event.listen(engine, "checkin", returned)
 
 
 def _postgres_engine(url: str, **options: Any) -> AsyncEngine:
@@ -142,14 +153,7 @@ def make_read_engine(url: str) -> AsyncEngine | Engine:
             isolation_level="AUTOCOMMIT",
             connect_args={"options": READ_ONLY_OPTIONS},
         )
-    engine = create_engine(
-        url.replace("sqlite+aiosqlite", "sqlite"),
-        connect_args={"timeout": 5},
-        pool_size=SQLITE_POOL[0],
-        max_overflow=SQLITE_POOL[1],
-        pool_timeout=POOL_TIMEOUT_SECONDS,
-    )
-    event.listen(engine, "connect", sqlite_on_connect)
+    engine = _sqlite_engine(url)
     event.listen(engine, "connect", lambda conn, _record: read_only(conn))
     return engine
 

@@ -49,7 +49,7 @@ from sqlmodel import col
 
 from app import mail
 from app.config import ROOT, Settings
-from app.db import make_engine, make_sessionmaker, sqlite_on_connect
+from app.db import dispose, make_engine, make_sessionmaker, sqlite_on_connect
 from app.mail import MailJob
 from app.models import AccessToken, AuditEvent, EmailCode
 from app.models.base import utcnow
@@ -142,7 +142,7 @@ class Runtime:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def close(self) -> None:
-        self.run(self.engine.dispose())
+        self.run(dispose(self.engine))
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 

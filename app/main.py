@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # worker (app/jobs.py), as is all mail: the web process only queues.
         yield
         await app.state.background.drain()
-        await app.state.engine.dispose()
+        await dispose(app.state.engine)
         await dispose(app.state.read_engine)
 
     app = FastAPI(

@@ -35,11 +35,13 @@ from prometheus_client import (
 )
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db import sync_engine
 
 access_log = logging.getLogger("app.access")
 
@@ -291,9 +293,9 @@ class NoteRoute:
                     slot.template = mount + "/{path}"
 
 
-def watch_pool(engine: AsyncEngine) -> None:
+def watch_pool(engine: AsyncEngine | Engine) -> None:
     """Keep the pool gauges current as connections come and go (and at each scrape)."""
-    pool = engine.sync_engine.pool
+    pool = sync_engine(engine).pool
 
     def checked_out(*_args: Any) -> None:
         read_pool(engine)
@@ -306,9 +308,9 @@ def watch_pool(engine: AsyncEngine) -> None:
     read_pool(engine)
 
 
-def read_pool(engine: AsyncEngine, returning: int = 0) -> None:
+def read_pool(engine: AsyncEngine | Engine, returning: int = 0) -> None:
     """QueuePool (PostgreSQL and file SQLite) has all three; other pools report what applies."""
-    pool: Any = engine.sync_engine.pool
+    pool: Any = sync_engine(engine).pool
     size = pool.size() if hasattr(pool, "size") else 1
     checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
     overflow = pool.overflow() if hasattr(pool, "overflow") else 0

@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select
 
 from app.auth import password_helper
 from app.config import ROOT
-from app.db import make_engine, make_sessionmaker
+from app.db import dispose, make_engine, make_sessionmaker
 from app.jobs import Jobs
 from app.models import SentMail, User
 from tests.conftest import alembic_config, free_port, make_settings
@@ -103,7 +103,7 @@ async def main() -> None:
         sent = await session.scalar(
             select(func.count()).select_from(SentMail).where(SentMail.status == "sent")  # type: ignore[arg-type]
         )
-    await engine.dispose()
+    await dispose(engine)
     delays = sorted(t - due.timestamp() for t in arrivals.times)
     first = min(arrivals.times) if arrivals.times else finished
     sending = max(finished - first, 1e-9)

@@ -155,9 +155,10 @@ async def _clean(request: pytest.FixtureRequest, mailbox: Mailbox) -> AsyncItera
     application: FastAPI = request.getfixturevalue("app")
     await application.state.background.drain()
     await application.state.limiter.reset()
-    async with application.state.engine.begin() as conn:
+    async with application.state.sessionmaker() as session:
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(table.delete())
+            await session.execute(table.delete())
+        await session.commit()
     mailbox.messages.clear()
 
 

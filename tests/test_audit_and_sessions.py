@@ -31,7 +31,11 @@ async def another_device(app, ip: str = "198.51.100.4") -> AsyncIterator[httpx.A
 
 async def kinds(session, user) -> list[str]:  # type: ignore[no-untyped-def]
     user_id = inspect(user).identity[0]  # without loading the (possibly expired) object
-    stmt = select(AuditEvent.kind).where(AuditEvent.user_id == user_id).order_by(AuditEvent.id)
+    stmt = (  # the trail's order, as the activity list shows it
+        select(AuditEvent.kind)
+        .where(AuditEvent.user_id == user_id)
+        .order_by(AuditEvent.created_at, AuditEvent.id)  # type: ignore[arg-type]
+    )
     return list((await session.execute(stmt)).scalars())
 
 

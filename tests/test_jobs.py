@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from app.db import dispose
 from app.jobs import Jobs, store
 from app.main import create_app
 from app.models import Category, EmailCode, Entry, SentMail, User
@@ -257,8 +258,8 @@ async def test_healthz_and_metrics_report_the_queue(
         metrics = (await c.get("/metrics")).text
     assert 'successdiary_jobs_runs_total{task="scan_at"} 3.0' in metrics
     assert 'successdiary_jobs_run_seconds_total{task="scan_at"}' in metrics
-    await web.state.engine.dispose()
-    await web.state.read_engine.dispose()
+    await dispose(web.state.engine)
+    await dispose(web.state.read_engine)
 
 
 async def test_account_mail_a_killed_consumer_was_sending_still_goes_out_once(

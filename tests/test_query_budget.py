@@ -104,13 +104,18 @@ async def test_a_signed_out_visit_costs_no_statement(client, statements):
 async def query_plan(app: FastAPI, sql: str, params: Any) -> str:
     """The database's plan for a statement the app sent; on PostgreSQL without seq scans, so
     a few test rows do not make a full scan look cheaper than the index."""
-    async with app.state.engine.connect() as conn:
+
+    def plan(session: Any) -> str:
+        conn = session.connection()
         if conn.dialect.name == "sqlite":
-            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
             return "\n".join(str(row[-1]) for row in rows)
-        await conn.exec_driver_sql("SET enable_seqscan = off")
-        rows = await conn.exec_driver_sql(f"EXPLAIN {sql}", params)
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        rows = conn.exec_driver_sql(f"EXPLAIN {sql}", params)
         return "\n".join(str(row[0]) for row in rows)
+
+    async with app.state.sessionmaker() as session:
+        return await session.run_sync(plan)
 
 
 async def test_the_list_query_reads_the_user_day_index(app, alice_with_wins, statements):

@@ -5,7 +5,7 @@ Retention: an event is kept while it is at most 90 days old and among the user's
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -63,10 +63,12 @@ SYSTEMS = (
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a request came from, as the audit trail keeps it."""
+    """Where a request came from, and when, as the audit trail keeps it: an event recorded
+    after the answer keeps the time it happened, so the trail's order is the requests'."""
 
     ip: str = ""
     user_agent: str = ""
+    at: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ async def add(
             ip=origin.ip[:45],
             user_agent=origin.user_agent[:USER_AGENT_MAX],
             detail=detail[:DETAIL_MAX],
+            created_at=origin.at,
         )
     )
     oldest_kept = (

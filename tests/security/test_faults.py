@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from app.db import CONNECT_TIMEOUT_SECONDS
+from app.db import CONNECT_TIMEOUT_SECONDS, dispose
 from app.main import create_app
 from app.models import EmailCode, User
 from tests.conftest import Mailbox, alembic_config, mail_down, make_settings, settle
@@ -260,7 +260,7 @@ async def outage(
         async def cut() -> None:
             folder.rename(tmp_path / "away")
             folder.write_text("not a directory")
-            await down.state.engine.dispose()
+            await dispose(down.state.engine)
 
         async def hang() -> None:
             holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -12,6 +12,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 from starlette.routing import Route
 
+from app.db import dispose
 from app.main import create_app
 from app.models import Entry, User
 from tests.conftest import make_settings, settle
@@ -219,7 +220,7 @@ async def test_row15_production_sends_hsts_for_a_year(db_url, mailbox):
     ) as c:
         response = await c.get("/login")
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")
-    await app.state.engine.dispose()
+    await dispose(app.state.engine)
 
 
 TEN_MB = 10_000_000
@@ -355,7 +356,7 @@ async def test_row21_a_crash_shows_a_generic_page_with_a_request_id(db_url, mail
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         page = await c.get("/boom", headers={"Accept": "text/html"})
         api = await c.get("/boom")
-    await app.state.engine.dispose()
+    await dispose(app.state.engine)
     assert page.status_code == api.status_code == 500
     request_id = page.headers["x-request-id"]
     assert request_id and request_id in page.text
@@ -372,4 +373,4 @@ async def test_row21_docs_can_be_turned_off(db_url, mailbox):
     ) as c:
         assert (await c.get("/openapi.json")).status_code == 404
         assert (await c.get("/docs")).status_code == 404
-    await app.state.engine.dispose()
+    await dispose(app.state.engine)

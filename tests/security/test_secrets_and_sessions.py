@@ -169,9 +169,8 @@ from app.models import User
 async def main():
     settings.database_url = "sqlite+aiosqlite:///{tmp_path}/c.sqlite3"
     app = create_app(settings)
-    async with app.state.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
     async with app.state.sessionmaker() as s:
+        await s.run_sync(lambda sync: metadata.create_all(sync.connection()))
         s.add(User(email="c@example.com", hashed_password=password_helper.hash("{PASSWORD}"), is_verified=True))
         await s.commit()
     origin = settings.origin
