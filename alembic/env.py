@@ -12,18 +12,13 @@ from sqlalchemy.engine import Connection
 
 import app.models
 from app.config import settings
-from app.db import SQLITE_PRAGMAS, include_object
+from app.db import SQLITE_PRAGMAS, include_object, sync_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = app.models.metadata
-
-
-def sync_url(url: str) -> str:
-    url = url.replace("sqlite+aiosqlite", "sqlite")
-    return url.replace("postgresql+asyncpg", "postgresql+psycopg")
 
 
 def database_url() -> str:

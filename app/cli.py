@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from app.auth import password_helper, password_problem
 from app.config import ROOT, settings
-from app.db import dispose, make_engine, make_sessionmaker
+from app.db import dispose, make_engine, make_sessionmaker, sync_url
 from app.models import User, metadata
 from app.services import categories, export, importer, money, photos
 from app.services.accounts import normalise_email, user_by_email
@@ -36,12 +36,6 @@ T = TypeVar("T")
 
 class CommandError(Exception):
     pass
-
-
-def _sync(url: str) -> str:
-    return url.replace("sqlite+aiosqlite", "sqlite").replace(
-        "postgresql+asyncpg", "postgresql+psycopg"
-    )
 
 
 async def _with_session(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
@@ -130,7 +124,7 @@ def import_user(args: argparse.Namespace) -> str:
 
 
 def _sqlite_path(url: str) -> Path:
-    database = make_url(_sync(url)).database
+    database = make_url(sync_url(url)).database
     if not database:
         raise CommandError("this SQLite URL names no file")
     return Path(database) if Path(database).is_absolute() else ROOT / database
@@ -144,7 +138,9 @@ def _check_sqlite(path: Path) -> None:
 
 
 def _libpq(url: str) -> str:
-    return make_url(_sync(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+    return (
+        make_url(sync_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
 
 
 def _media_beside(path: Path) -> Path:
@@ -222,7 +218,7 @@ def restore(args: argparse.Namespace) -> str:
 
 def move_db(args: argparse.Namespace) -> str:
     """Copy every table from a SQLite database into an empty, migrated PostgreSQL one."""
-    source_url, target_url = _sync(args.source), _sync(args.target)
+    source_url, target_url = sync_url(args.source), sync_url(args.target)
     if not source_url.startswith("sqlite") or not target_url.startswith("postgresql"):
         raise CommandError("move-db copies a SQLite database (--from) into PostgreSQL (--to)")
     subprocess.run(

@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
-    database_url: str = "sqlite+aiosqlite:///./db.sqlite3"
+    database_url: str = "sqlite:///./db.sqlite3"
     secret_key: str = ""
     base_url: str = "http://localhost:8000"
     smtp_host: str = "localhost"

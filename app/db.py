@@ -57,12 +57,20 @@ def sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sync_url(url: str) -> str:
+    """The URL with a synchronous driver: the app's own engines on SQLite, migrations, the
+    operator commands and the job worker's claims all take it."""
+    return url.replace("sqlite+aiosqlite", "sqlite").replace(
+        "postgresql+asyncpg", "postgresql+psycopg"
+    )
+
+
 def _sqlite_engine(url: str) -> Engine:
     """A synchronous engine whose pool never makes the event loop wait: connections past the
     pool's size are opened (and closed on return) instead. Requests take their turn at the
     gate before they connect; work after an answer (mail, the audit trail) does not."""
     engine = create_engine(
-        url.replace("sqlite+aiosqlite", "sqlite"),
+        sync_url(url),
         connect_args={"timeout": 5},
         pool_size=SQLITE_POOL[0],
         max_overflow=-1,

@@ -49,7 +49,7 @@ from sqlmodel import col
 
 from app import mail
 from app.config import ROOT, Settings
-from app.db import dispose, make_engine, make_sessionmaker, sqlite_on_connect
+from app.db import dispose, make_engine, make_sessionmaker, sqlite_on_connect, sync_url
 from app.mail import MailJob
 from app.models import AccessToken, AuditEvent, EmailCode
 from app.models.base import utcnow
@@ -115,15 +115,13 @@ class Context:
 
 
 def make_sync_engine(url: str) -> Engine:
-    sync_url = url.replace("sqlite+aiosqlite", "sqlite").replace(
-        "postgresql+asyncpg", "postgresql+psycopg"
-    )
-    if sync_url.startswith("sqlite"):
+    url = sync_url(url)
+    if url.startswith("sqlite"):
         # Claimed in a thread, committed on the event loop's (send_scheduled).
-        engine = create_engine(sync_url, connect_args={"timeout": 5, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 5, "check_same_thread": False})
         event.listen(engine, "connect", sqlite_on_connect)
         return engine
-    return create_engine(sync_url, pool_size=2, max_overflow=4)
+    return create_engine(url, pool_size=2, max_overflow=4)
 
 
 class Runtime:

@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import Engine
 
 from app.auth import password_helper
+from app.db import sync_url
 from app.markdown import render
 from app.models import Category, Entry, ExchangeRate, User
 from tests.live_server import PASSWORD, migrate
@@ -66,11 +67,6 @@ class Seeded:
     entries: int
     heavy_entries: int
     seconds: float
-
-
-def sync_url(url: str) -> str:
-    """The seeder writes with the synchronous drivers of the app's own URL."""
-    return url.replace("sqlite+aiosqlite", "sqlite")
 
 
 def fresh_database(url: str) -> None:
