@@ -54,8 +54,6 @@ class Settings(BaseSettings):
     # The periodic refresh in the app's lifespan: on in production, off in development (and
     # so in the tests) unless set; `successdiary rates refresh` works in any case.
     rates_refresh: bool | None = None
-    # The answer cache (app/cache.py); off only to measure the first view after a change.
-    answer_cache: bool = True
     # Photos on wins (app/storage.py, app/services/photos.py). Files live in MEDIA_DIR
     # (default: media/ beside the SQLite database, else under the project folder), or in an
     # S3-compatible bucket when MEDIA_S3_BUCKET is set.

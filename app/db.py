@@ -15,6 +15,7 @@ load every writer queued behind the busiest page (docs/architecture.md, "The rea
 import asyncio
 import re
 import sqlite3
+import weakref
 from typing import Any
 
 from fastapi import Request
@@ -93,6 +94,16 @@ WRITE_LOCK = "successdiary.write_lock"
 WRITE_WAIT_SECONDS = 30
 
 
+WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def write_lock(engine: Any) -> asyncio.Lock | None:
+    """The SQLite engine's writer lock (below), for a write made through another connection
+    (a thread's) that the event loop must finish: while it is pending, a write of the loop's
+    own would wait in SQLite's busy handler, blocking the loop it waits for. None elsewhere."""
+    return WRITE_LOCKS.get(engine)
+
+
 def _one_writer_at_a_time(engine: Engine) -> None:
     """SQLite lets one transaction write at a time; waiters poll with growing sleeps (the busy
     handler), so under a burst some waited past busy_timeout and got "database is locked".
@@ -100,7 +111,7 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     the loop: taken before a transaction's first write, given back when its connection
     returns to the pool (commit, rollback or close). Between workers busy_timeout still rules.
     """
-    lock = asyncio.Lock()
+    lock = WRITE_LOCKS[engine] = asyncio.Lock()
 
     def before_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if conn.info.get(WRITE_LOCK) or not WRITES.match(statement):

@@ -49,7 +49,14 @@ from sqlmodel import col
 
 from app import mail
 from app.config import ROOT, Settings
-from app.db import dispose, make_engine, make_sessionmaker, sqlite_on_connect, sync_url
+from app.db import (
+    dispose,
+    make_engine,
+    make_sessionmaker,
+    sqlite_on_connect,
+    sync_url,
+    write_lock,
+)
 from app.mail import MailJob
 from app.models import AccessToken, AuditEvent, EmailCode
 from app.models.base import utcnow
@@ -204,7 +211,8 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
 
         finished: list[Any] = []
         try:
-            outcome = await mail.send_once(ctx.settings, msg, claim_sent)
+            lock = write_lock(session.get_bind())
+            outcome = await mail.send_once(ctx.settings, msg, claim_sent, lock=lock)
         finally:
             for conn in finished:
                 conn.close()

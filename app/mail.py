@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -89,7 +89,11 @@ class Abort(Exception):
 
 
 async def send_once(
-    settings: Settings, msg: EmailMessage, claim: Callable[[], Callable[[], None]]
+    settings: Settings,
+    msg: EmailMessage,
+    claim: Callable[[], Callable[[], None]],
+    *,
+    lock: asyncio.Lock | None = None,
 ) -> Literal["sent", "failed", "aborted"]:
     """Send one message at most once however the process dies. Once the server holds the
     whole message but for DATA's final ".", `claim` runs in a thread (it takes the database
@@ -98,6 +102,7 @@ async def send_once(
     the commit, the server drops the unfinished message and the mail is sent again later;
     after it, the server gets the ".". `claim` raising Abort (the mail is no longer this
     job's to send), or either failing, ends the connection instead: the server drops it.
+    `lock` (db.write_lock) is held from the claim to its commit.
 
     Relies on aiosmtplib's protocol (pinned in requirements.lock) for DATA in two writes."""
     smtp = aiosmtplib.SMTP(
@@ -134,8 +139,9 @@ async def send_once(
             while transport is not None and transport.get_write_buffer_size():  # type: ignore[attr-defined]  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
             try:
-                commit = await to_thread.run_sync(claim)
-                commit()
+                async with lock or nullcontext():
+                    commit = await to_thread.run_sync(claim)
+                    commit()
             except Exception:
                 outcome = "aborted"
                 smtp.close()  # the server drops a message it never saw the end of

@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from app.auth import RecentUses
 from app.background import Background
-from app.cache import AnswerCache
 from app.config import Settings
 from app.config import settings as default_settings
 from app.db import (
@@ -132,7 +131,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_gate = make_gate(app.state.read_engine)
     app.state.write_gate = make_gate(app.state.engine)
     watch_pool(app.state.engine)
-    app.state.answers = AnswerCache()
     app.state.limiter = AuthLimiter(settings.redis_url)
     app.state.background = Background()
     app.state.media = storage_for(settings)

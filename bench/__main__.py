@@ -3,16 +3,13 @@
 For each backend and each size (the heavy user's wins: 600, 5,000, 50,000; 1,000 users in
 all): a fresh database seeded in bulk (bench/seed.py); the bare FastAPI "hello" app
 (bench/hello.py) and the app, each served by the README's production command (gunicorn, one
-uvicorn worker), driven by wrk with 64 connections. Every page and API read runs twice:
-
-- repeat: the same GET again and again, the answer cache on (a cache hit after the first);
-- first: the answer cache off (ANSWER_CACHE=false), so every request is built as the first
-  view after a change is (the cache is keyed by the diary's version, which a write bumps).
+uvicorn worker), driven by wrk with 64 connections. Every page and API read is built for
+each request, as the first view after a change is: the app keeps no answer cache (issue 15
+removed it when the mixed scenario showed it earned under 10%).
 
 Then the mixed "day in the life" scenario (bench/mixed.py): many users each open the list,
-add a win, open the list, the dashboard, search a word and edit a win, with the cache on
-and off: how much the cache earns where people write between views. Prints the tables, the
-growth from size to size and issue 15's targets with PASS or FAIL; writes
+add a win, open the list, the dashboard, search a word and edit a win. Prints the tables,
+the growth from size to size and issue 15's targets with PASS or FAIL; writes
 bench/results/<backend>.json and bench/results/results.md. A measurement, not a test.
 
     make bench                                                    # SQLite
@@ -52,9 +49,8 @@ BROWSER = {"Accept": "text/html", "Accept-Encoding": "gzip, br", "Sec-Fetch-Site
 # Issue 15's targets (one worker, 64 connections, first view, at 5,000 wins).
 TARGET_SIZE = 5_000
 FIRST_VIEW_MIN = {"list": 0.08, "api-list": 0.10, "dashboard": 0.04}
-SEARCH_P95_FACTOR = 2.0  # common-word search p95 <= 2x the uncached list page's
+SEARCH_P95_FACTOR = 2.0  # common-word search p95 <= 2x the list page's
 GROWTH_MAX = 1.5  # list and search at 50,000 wins within 1.5x of 5,000
-EARNS_MIN = 0.10  # a speed mechanism stays when the mixed scenario shows it earns 10%
 
 
 class Session:
@@ -141,10 +137,8 @@ class SizeResult:
     size: int
     seed_seconds: float
     hello: Run
-    repeat: dict[str, Run]
     first: dict[str, Run]
-    mixed_cached: MixedResult | None
-    mixed_uncached: MixedResult | None
+    mixed: MixedResult | None
 
 
 def bench_size(url: str, size: int) -> SizeResult:
@@ -158,44 +152,26 @@ def bench_size(url: str, size: int) -> SizeResult:
     )
     hello = hello_rps(url, smtp)
     print(f"hello {hello.rps:,.0f} req/s, p95 {hello.p95:.1f} ms", flush=True)
-    views: dict[str, dict[str, Run]] = {}
-    mixes: dict[str, MixedResult | None] = {}
-    for view, cache in (("repeat", "true"), ("first", "false")):
-        views[view] = {}
-        with LiveServer(
-            database_url=url,
-            smtp_port=smtp,
-            migrate_first=False,
-            ANSWER_CACHE=cache,
-            LOG_FORMAT="json",
-        ) as server:
-            session = Session(server)
-            print_header(view)
-            for name, path, headers in reads(session):
-                if ONLY and name not in ONLY:
-                    continue
-                views[view][name] = result = run(
-                    name, server.url + path, server, headers, hello.rps
-                )
-                print_run(result)
-            mixes[view] = None
-            if not ONLY or "mixed" in ONLY:
-                mixes[view] = outcome = mixed(server.url, CONNECTIONS, SECONDS * 2)
-                print_mixed(f"mixed ({'cache on' if cache == 'true' else 'cache off'})", outcome)
-    return SizeResult(
-        size,
-        seeded.seconds,
-        hello,
-        views["repeat"],
-        views["first"],
-        mixes["repeat"],
-        mixes["first"],
-    )
+    first: dict[str, Run] = {}
+    outcome = None
+    with LiveServer(
+        database_url=url, smtp_port=smtp, migrate_first=False, LOG_FORMAT="json"
+    ) as server:
+        session = Session(server)
+        print_header()
+        for name, path, headers in reads(session):
+            if ONLY and name not in ONLY:
+                continue
+            first[name] = result = run(name, server.url + path, server, headers, hello.rps)
+            print_run(result)
+        if not ONLY or "mixed" in ONLY:
+            outcome = mixed(server.url, CONNECTIONS, SECONDS * 2)
+            print_mixed("mixed", outcome)
+    return SizeResult(size, seeded.seconds, hello, first, outcome)
 
 
-def print_header(view: str) -> None:
-    title = "repeat view (cache on)" if view == "repeat" else "first view (cache off)"
-    print(f"\n{title}")
+def print_header() -> None:
+    print("\nevery request built (the first view after a change)")
     print(
         f"{'scenario':16} {'req/s':>8} {'x hello':>7} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'errors':>6} {'kB':>6}"
@@ -251,18 +227,9 @@ def targets(sizes: dict[int, SizeResult]) -> list[Check]:
             limit = SEARCH_P95_FACTOR * listing.p95
             checks.append(
                 Check(
-                    f"search-common p95 <= {SEARCH_P95_FACTOR:g}x uncached list p95 ({limit:.0f} ms)",
+                    f"search-common p95 <= {SEARCH_P95_FACTOR:g}x list p95 ({limit:.0f} ms)",
                     f"{search.p95:.0f} ms",
                     search.p95 <= limit,
-                )
-            )
-        if at.mixed_cached and at.mixed_uncached and at.mixed_uncached.rps:
-            earns = at.mixed_cached.rps / at.mixed_uncached.rps - 1
-            checks.append(
-                Check(
-                    f"answer cache earns >= {EARNS_MIN:.0%} in the mixed scenario (else: delete it)",
-                    f"{earns:+.1%}",
-                    earns >= EARNS_MIN,
                 )
             )
     big = sizes.get(50_000)
@@ -308,28 +275,17 @@ def summary(backend: str, sizes: dict[int, SizeResult], checks: list[Check]) -> 
         lines += [
             f"#### {size:,} wins (hello {result.hello.rps:,.0f} req/s)",
             "",
-            "| scenario | repeat req/s | x hello | p95 ms | first req/s | x hello | p50 ms | "
-            "p95 ms | p99 ms |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| scenario | req/s | x hello | p50 ms | p95 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for name, first in result.first.items():
-            rep = result.repeat.get(name)
             lines.append(
-                f"| {name} | {rep.rps:.0f} | {rep.hello_ratio or 0:.3f} | {rep.p95:.0f} | "
-                if rep
-                else f"| {name} | - | - | - | "
-            )
-            lines[-1] += (
-                f"{first.rps:.0f} | {first.hello_ratio or 0:.3f} | {first.p50:.0f} | "
+                f"| {name} | {first.rps:.0f} | {first.hello_ratio or 0:.3f} | {first.p50:.0f} | "
                 f"{first.p95:.0f} | {first.p99:.0f} |"
             )
-        for label, outcome in (
-            ("cache on", result.mixed_cached),
-            ("cache off", result.mixed_uncached),
-        ):
-            if outcome:
-                steps = ", ".join(f"{k} p95 {v['p95']:.0f}" for k, v in outcome.steps.items())
-                lines.append(f"\nMixed, {label}: {outcome.rps:.0f} req/s ({steps} ms)")
+        if result.mixed:
+            steps = ", ".join(f"{k} p95 {v['p95']:.0f}" for k, v in result.mixed.steps.items())
+            lines.append(f"\nMixed: {result.mixed.rps:.0f} req/s ({steps} ms)")
         lines.append("")
     lines += [growth_table(sizes), "", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {c.target} | {c.measured} | {'PASS' if c.passed else 'FAIL'} |" for c in checks]

@@ -23,9 +23,6 @@ class User(SQLAlchemyBaseUserTableUUID, Base):
     )  # 0 Mon, 6 Sun
     theme: Mapped[str] = mapped_column(String(6), default="system", server_default="system")
     base_currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
-    # Bumped by database triggers on every change to the user's entries or categories
-    # (migration 0004); app/cache.py keys cached pages and stats by it.
-    diary_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Signed into every emailed link (the reset token) and bumped when the email or the
     # password changes, so a link mailed before the change no longer works.
     security_stamp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,20 +1,14 @@
-"""JSON stats for the dashboard and for API clients, in your time zone and week start.
-
-Each answer is cached (app/cache.py) by the user's diary version: ten years of wins are
-counted once per change, not once per request.
-"""
+"""JSON stats for the dashboard and for API clients, in your time zone and week start."""
 
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from app.cache import cached_answer
-from app.db import get_session
-from app.deps import CurrentUser
+from app.deps import CurrentUser, SessionDep
 from app.schemas import DAY_MIN, EntryRead, MoneyStats, Year
 from app.schemas import Day as InRange
 from app.services import money, stats
@@ -55,18 +49,15 @@ def span(
 
 
 @router.get("/summary", response_model=Summary)
-@cached_answer(page=False)
-async def summary(request: Request, user: CurrentUser) -> Response:
+async def summary(user: CurrentUser, session: SessionDep) -> Response:
     """Total wins, this week's, this month's, and categories used this month."""
-    session = await get_session(request)
     return as_json(Summary, await stats.summary(session=session, user=user))
 
 
 @router.get("/timeline", response_model=list[Point])
-@cached_answer(page=False)
 async def timeline(
-    request: Request,
     user: CurrentUser,
+    session: SessionDep,
     period: Period = "day",
     date_from: Day = None,
     date_to: Day = None,
@@ -75,76 +66,67 @@ async def timeline(
     Defaults: the last 30 days, 12 weeks or 12 months."""
     start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
     figures = await stats.timeline(
-        session=await get_session(request), user=user, period=period, date_from=start, date_to=end
+        session=session, user=user, period=period, date_from=start, date_to=end
     )
     return as_json(list[Point], figures)
 
 
 @router.get("/categories", response_model=list[CategoryCount])
-@cached_answer(page=False)
 async def categories(
-    request: Request,
     user: CurrentUser,
+    session: SessionDep,
     date_from: Day = None,
     date_to: Day = None,
 ) -> Response:
     """Wins per category (uncategorised ones too), most first."""
     figures = await stats.by_category(
-        session=await get_session(request), user=user, date_from=date_from, date_to=date_to
+        session=session, user=user, date_from=date_from, date_to=date_to
     )
     return as_json(list[CategoryCount], figures)
 
 
 @router.get("/mood", response_model=list[MoodPoint])
-@cached_answer(page=False)
 async def mood(
-    request: Request,
     user: CurrentUser,
+    session: SessionDep,
     date_from: Day = None,
     date_to: Day = None,
 ) -> Response:
     """Average mood per week (default: the last 26 weeks); weeks without a mood are absent."""
     start, end = span(user, date_from, date_to, timedelta(weeks=26))
-    figures = await stats.mood_trend(
-        session=await get_session(request), user=user, date_from=start, date_to=end
-    )
+    figures = await stats.mood_trend(session=session, user=user, date_from=start, date_to=end)
     return as_json(list[MoodPoint], figures)
 
 
 @router.get("/streaks", response_model=Streaks)
-@cached_answer(page=False)
-async def streaks(request: Request, user: CurrentUser) -> Response:
+async def streaks(user: CurrentUser, session: SessionDep) -> Response:
     """Current and longest run of consecutive days with at least one win."""
-    session = await get_session(request)
     return as_json(Streaks, await stats.streaks(session=session, user=user))
 
 
 @router.get("/heatmap", response_model=list[HeatDay])
-@cached_answer(page=False)
 async def heatmap(
-    request: Request,
     user: CurrentUser,
+    session: SessionDep,
     year: Annotated[Year | None, Query(description="1900 to 2999")] = None,
 ) -> Response:
     """Wins per day of a calendar year (default: this year)."""
     wanted = year or today_for(user).year
-    figures = await stats.heatmap(session=await get_session(request), user=user, year=wanted)
+    figures = await stats.heatmap(session=session, user=user, year=wanted)
     return as_json(list[HeatDay], figures)
 
 
 @router.get("/on-this-day", response_model=list[EntryRead])
-@cached_answer(page=False)
-async def on_this_day(request: Request, user: CurrentUser) -> Response:
+async def on_this_day(user: CurrentUser, session: SessionDep) -> Response:
     """Your wins from today's date in earlier years."""
-    views = await stats.on_this_day(session=await get_session(request), user=user)
+    views = await stats.on_this_day(session=session, user=user)
     return as_json(list[EntryRead], [v.read() for v in views])
 
 
 @router.get("/money", response_model=MoneyStats)
-@cached_answer(page=False)
 async def money_stats(
-    request: Request,
     user: CurrentUser,
+    session: SessionDep,
     period: Period = "month",
     date_from: Day = None,
     date_to: Day = None,
@@ -158,6 +140,6 @@ async def money_stats(
     Totals are rounded to the base currency's minor units; decimals are sent as strings."""
     start, end = span(user, date_from, date_to, DEFAULT_SPAN[period])
     figures = await money.money_stats(
-        session=await get_session(request), user=user, period=period, date_from=start, date_to=end
+        session=session, user=user, period=period, date_from=start, date_to=end
     )
     return as_json(MoneyStats, figures)

@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
 
-from app.cache import cached_answer
-from app.db import get_session
 from app.deps import PageUser, SessionDep
 from app.forms import optional, validation_errors
 from app.htmx import is_htmx, redirect
@@ -101,9 +99,7 @@ def _form_context(
 
 
 @router.get("/entries")
-@cached_answer()
-async def list_page(request: Request, user: PageUser) -> Response:
-    session = await get_session(request)
+async def list_page(request: Request, user: PageUser, session: SessionDep) -> Response:
     ctx = _form_context(await _page_context(session, user, request))
     await session.close()  # the connection goes back to the pool before rendering
     target = request.headers.get("hx-target", "")

@@ -12,9 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from app.cache import cached_answer
-from app.db import get_session
-from app.deps import PageUser
+from app.deps import PageUser, SessionDep
 from app.forms import query_day
 from app.models import User
 from app.schemas import DAY_MAX, DAY_MIN, DAY_RANGE
@@ -132,10 +130,10 @@ def _out_of_range(request: Request) -> int:
 
 
 @router.get("/dashboard")
-@cached_answer()
 async def dashboard(
     request: Request,
     user: PageUser,
+    session: SessionDep,
     year: int | None = None,
     span: Annotated[Range, Query(alias="range")] = "12w",
     by: stats.Period | None = None,
@@ -144,7 +142,6 @@ async def dashboard(
     status = 200
     if year is not None and not DAY_MIN.year <= year <= DAY_MAX.year:
         year, status = None, _out_of_range(request)
-    session = await get_session(request)
     today = today_for(user)
     year = year or today.year
     figures = await stats.overview(session=session, user=user, year=year)
@@ -199,15 +196,14 @@ def _period_name(period: Period, start: date) -> str:
 
 
 @router.get("/review")
-@cached_answer()
 async def review(
     request: Request,
     user: PageUser,
+    session: SessionDep,
     period: Period = "month",
     date: str | None = None,
 ) -> Response:
     anchor, status = query_day(request, date)
-    session = await get_session(request)
     today = today_for(user)
     result = await stats.review(session=session, user=user, period=period, anchor=anchor or today)
     await with_photos(session, result.entries)

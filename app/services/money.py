@@ -5,8 +5,8 @@ converted at the rate of its own day, or of the latest earlier business day (at 
 RATE_LOOKBACK back: a weekend or a holiday, never a rate weeks old), through the euro:
 amount / rate(currency) * rate(base), in Decimal. A currency with no such rate, and no
 manual rate of the user's, is counted apart (`unconverted`), never dropped or taken at 1.
-Totals are computed on every request from the wins and the rates (cached by diary version,
-which a rates refresh bumps), so a new base currency or new rates change every figure.
+Totals are computed on every request from the wins and the rates, so a new base currency or
+new rates change every figure at once.
 Rounding happens only when a figure is shown (the API rounds to the base currency's minor
 units, the pages format with Babel).
 
@@ -39,7 +39,6 @@ from sqlalchemy import (
     select,
     type_coerce,
     union_all,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -170,9 +169,7 @@ def _upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> Any:
 async def store_rates(*, session: AsyncSession, rows: list[tuple[date, str, str]]) -> int:
     """Insert new rates and correct changed ones; returns how many rows changed.
 
-    Idempotent, so several workers may refresh at once. When anything changed, every user's
-    diary version is bumped: cached figures made with the old rates are never served again.
-    """
+    Idempotent, so several workers may refresh at once."""
     first, last = min(r[0] for r in rows), max(r[0] for r in rows)
     stmt = select(col(ExchangeRate.day), col(ExchangeRate.currency), col(ExchangeRate.rate)).where(
         col(ExchangeRate.day) >= first, col(ExchangeRate.day) <= last
@@ -181,8 +178,6 @@ async def store_rates(*, session: AsyncSession, rows: list[tuple[date, str, str]
     changed = [{"day": d, "currency": c, "rate": r} for d, c, r in rows if known.get((d, c)) != r]
     for start in range(0, len(changed), BATCH):
         await session.execute(_upsert(session, changed[start : start + BATCH]))
-    if changed:
-        await session.execute(update(User).values(diary_version=User.diary_version + 1))
     await session.commit()
     return len(changed)
 
@@ -265,12 +260,6 @@ async def manual_rates(*, session: AsyncSession, user: User) -> list[ManualRate]
     return list((await session.execute(stmt)).scalars())
 
 
-async def _bump(session: AsyncSession, user: User) -> None:
-    await session.execute(
-        update(User).where(col(User.id) == user.id).values(diary_version=User.diary_version + 1)
-    )
-
-
 async def set_manual_rate(
     *, session: AsyncSession, user: User, currency: str, rate: Decimal
 ) -> ManualRate:
@@ -281,7 +270,6 @@ async def set_manual_rate(
         session.add(found)
     else:
         found.rate, found.updated_at = str(rate), utcnow()
-    await _bump(session, user)
     await session.commit()
     await session.refresh(found)
     return found
@@ -292,7 +280,6 @@ async def delete_manual_rate(*, session: AsyncSession, user: User, currency: str
     if found is None:
         return False
     await session.delete(found)
-    await _bump(session, user)
     await session.commit()
     return True
 
