@@ -60,20 +60,24 @@ def build_message(settings: Settings, to: str, template: str, **context: object)
     return msg
 
 
+def _server(settings: Settings) -> dict[str, Any]:
+    """How to reach the SMTP server. SMTP_TLS means implicit TLS on port 465 and STARTTLS on
+    any other port."""
+    return {
+        "hostname": settings.smtp_host,
+        "port": settings.smtp_port,
+        "username": settings.smtp_user,
+        "password": settings.smtp_password,
+        "use_tls": settings.smtp_tls and settings.smtp_port == 465,
+        "start_tls": settings.smtp_tls and settings.smtp_port != 465,
+        "timeout": settings.smtp_timeout,
+    }
+
+
 async def send(settings: Settings, msg: EmailMessage) -> bool:
     """Send one message; False (and a log line, never the body) when the server fails."""
     try:
-        await aiosmtplib.send(
-            msg,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_user,
-            password=settings.smtp_password,
-            # SMTP_TLS means implicit TLS on port 465 and STARTTLS on any other port.
-            use_tls=settings.smtp_tls and settings.smtp_port == 465,
-            start_tls=settings.smtp_tls and settings.smtp_port != 465,
-            timeout=settings.smtp_timeout,
-        )
+        await aiosmtplib.send(msg, **_server(settings))
     except (aiosmtplib.SMTPException, OSError) as exc:
         log.warning("mail to a user could not be sent: %s", type(exc).__name__)
         problem: str | None = type(exc).__name__
@@ -105,15 +109,7 @@ async def send_once(
     `lock` (db.write_lock) is held from the claim to its commit.
 
     Relies on aiosmtplib's protocol (pinned in requirements.lock) for DATA in two writes."""
-    smtp = aiosmtplib.SMTP(
-        hostname=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_user,
-        password=settings.smtp_password,
-        use_tls=settings.smtp_tls and settings.smtp_port == 465,
-        start_tls=settings.smtp_tls and settings.smtp_port != 465,
-        timeout=settings.smtp_timeout,
-    )
+    smtp = aiosmtplib.SMTP(**_server(settings))
     outcome: Literal["sent", "failed", "aborted"] = "failed"
     problem: str | None = None
     try:

@@ -211,18 +211,21 @@ async def queue_test_digest(*, session: AsyncSession, user: User, now: datetime)
 # What the worker does with one row.
 
 
+def _this_attempt(job: Queued, *status: str) -> Any:
+    """The job's row while it is still this attempt's (and in `status`, if given)."""
+    return update(SentMail).where(
+        col(SentMail.key) == job.key,
+        col(SentMail.attempt) == job.attempt,
+        *(col(SentMail.status) == s for s in status),
+    )
+
+
 async def claim(session: AsyncSession, job: Queued, now: datetime) -> SentMail | None:
     """The row, now `sending` for this attempt; None when done, skipped, taken over, or
     already `sending`: a job that died mid-send may have sent it, and only the lease's
     takeover (a new attempt) sends again."""
     result = await session.execute(
-        update(SentMail)
-        .where(
-            col(SentMail.key) == job.key,
-            col(SentMail.attempt) == job.attempt,
-            col(SentMail.status) == "queued",
-        )
-        .values(status="sending", claimed_at=now)
+        _this_attempt(job, "queued").values(status="sending", claimed_at=now)
     )
     await session.commit()
     if getattr(result, "rowcount", 0) != 1:
@@ -234,33 +237,17 @@ async def claim(session: AsyncSession, job: Queued, now: datetime) -> SentMail |
 
 def mark_sent_statement(job: Queued, now: datetime) -> Any:
     """Sent, if the row is still this attempt's and sending (a compare-and-set)."""
-    return (
-        update(SentMail)
-        .where(
-            col(SentMail.key) == job.key,
-            col(SentMail.attempt) == job.attempt,
-            col(SentMail.status) == "sending",
-        )
-        .values(status="sent", sent_at=now)
-    )
+    return _this_attempt(job, "sending").values(status="sent", sent_at=now)
 
 
 async def finish(session: AsyncSession, job: Queued, status: str, now: datetime) -> None:
-    await session.execute(
-        update(SentMail)
-        .where(col(SentMail.key) == job.key, col(SentMail.attempt) == job.attempt)
-        .values(status=status, sent_at=now)
-    )
+    await session.execute(_this_attempt(job).values(status=status, sent_at=now))
     await session.commit()
 
 
 async def release(session: AsyncSession, job: Queued) -> None:
     """Sending failed (SMTP down): back to queued, so this job's retry may claim it again."""
-    await session.execute(
-        update(SentMail)
-        .where(col(SentMail.key) == job.key, col(SentMail.attempt) == job.attempt)
-        .values(status="queued")
-    )
+    await session.execute(_this_attempt(job).values(status="queued"))
     await session.commit()
 
 
