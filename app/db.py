@@ -46,7 +46,8 @@ CONNECT_TIMEOUT_SECONDS = 10
 # connection rather than failing after SQLAlchemy's default 30 s; a database that is down
 # fails at connect (above), so this wait only ever covers a busy one.
 POOL_TIMEOUT_SECONDS = 120
-# (pool_size, max_overflow) of each engine; the request gate (make_gate) admits as many.
+# (pool_size, max_overflow): the request gate (make_gate) admits their sum. SQLite's pool
+# opens any more it is asked for (max_overflow=-1), so only the gate bounds it.
 POSTGRES_POOL = (10, 20)
 SQLITE_POOL = (5, 10)
 
@@ -201,7 +202,7 @@ class BufferedSession(Session):
 
 
 def make_sessionmaker(engine: AsyncEngine | Engine) -> async_sessionmaker[AsyncSession]:
-    """AsyncSessions on the engine. On a synchronous one (SQLite reads) the AsyncSession
+    """AsyncSessions on the engine. On a synchronous one (SQLite's two) the AsyncSession
     proxies a BufferedSession bound to it (`sync_session_class`, SQLAlchemy's documented
     hook), so services await the same calls whichever engine serves them."""
     if isinstance(engine, AsyncEngine):
