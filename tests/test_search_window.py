@@ -1,13 +1,14 @@
 """Search ranks a bounded window of the newest matches; older matches follow, newest first.
 Every match is still reachable page by page, exactly once, and the count stops at its cap."""
 
+import uuid
 from datetime import date, timedelta
 
 import pytest
 
 from app.services import entries
 from app.services.entries import Filters
-from tests.factories import make_entry
+from tests.factories import make_entry, make_user
 
 
 @pytest.fixture
@@ -75,3 +76,16 @@ async def test_filters_apply_before_the_window(session, alice, diary, monkeypatc
     filters = Filters(q="progress", date_to=date(2026, 1, 3))
     page = await entries.list_entries(session=session, user=alice, filters=filters)
     assert [item.entry.title for item in page.items] == ["Progress report 0", "Day 2", "Day 1"]
+
+
+async def test_a_user_whose_id_begins_alike_is_not_in_the_results(session, alice, diary):
+    """SQLite's index finds a user's rows by the first group of their id (owner_term): another
+    account whose id begins with the same group is still kept out."""
+    twin_id = uuid.UUID(str(alice.id).split("-")[0] + "-0000-4000-8000-000000000000")
+    twin = await make_user(session, "twin@example.com", id=twin_id)
+    assert entries.owner_term(twin) == entries.owner_term(alice)
+    await make_entry(session, twin, title="Progress of the twin", body="progress")
+    page = await entries.list_entries(session=session, user=alice, filters=Filters(q="progress"))
+    assert page.total == 30 and all(item.entry.user_id == alice.id for item in page.items)
+    page = await entries.list_entries(session=session, user=twin, filters=Filters(q="progress"))
+    assert [item.entry.title for item in page.items] == ["Progress of the twin"]
