@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.models import Category, Entry, EntryTag, User
+from app.schemas import DAY_MIN
 from app.services.entries import EntryView, today_for, visible_entries
 
 Period = Literal["day", "week", "month"]
@@ -284,18 +285,23 @@ def _year_days(year: int, counts: dict[date, int]) -> list[HeatDay]:
 async def on_this_day(
     *, session: AsyncSession, user: User, today: date | None = None
 ) -> list[EntryView]:
-    """Entries from this date in earlier years; on 28 February of a common year, 29 February too."""
+    """Entries from this date in earlier years; on 28 February of a common year, 29 February too.
+
+    The dates are listed (one a year back to DAY_MIN), so the index finds each day's entries;
+    a test of every entry's month and day read the whole diary."""
     today = today or today_for(user)
-    month_days = [today.strftime("%m-%d")]
+    wanted = [(today.month, today.day)]
     if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):
-        month_days.append("02-29")
-    if _sqlite(session):
-        month_day = func.strftime("%m-%d", Entry.day)
-    else:
-        month_day = func.to_char(Entry.day, "MM-DD")
+        wanted.append((2, 29))
+    days = [
+        date(year, month, day)
+        for year in range(DAY_MIN.year, today.year)
+        for month, day in wanted
+        if day <= calendar.monthrange(year, month)[1]
+    ]
     stmt = (
         visible_entries(user)
-        .where(month_day.in_(month_days), col(Entry.day) < today.replace(month=1, day=1))
+        .where(col(Entry.day).in_(days))
         .order_by(col(Entry.day).desc(), col(Entry.id).desc())
         .limit(20)
     )
