@@ -15,7 +15,6 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import GUID, TIMESTAMPAware, utcnow
 
-
 # What the dashboard adds up, kept in the user-and-day index after its order (migration 0013):
 # the figures read the index alone, not each entry's row.
 FIGURE_COLUMNS = ("deleted_at", "category_id", "mood", "currency", "amount_minor")
