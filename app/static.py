@@ -65,7 +65,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 OWN_REQUESTS = {b"same-origin", b"none"}
-# Most of level 9's saving on HTML for a fraction of the CPU (also app.cache's level).
+# Most of level 9's saving on HTML for a fraction of the CPU.
 GZIP_LEVEL = 5
 
 
