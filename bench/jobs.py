@@ -43,7 +43,7 @@ async def main() -> None:
     users = int(os.environ.get("BENCH_JOBS_USERS", "10000"))
     threads = int(os.environ.get("JOBS_WORKERS", "4"))
     folder = Path(tempfile.mkdtemp(prefix="sd-bench-jobs-"))
-    db_url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
+    db_url = f"sqlite:///{folder / 'bench.sqlite3'}"
     port = free_port()
     arrivals = Arrivals()
     smtp = Controller(arrivals, hostname="127.0.0.1", port=port)

@@ -228,7 +228,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/ui.sqlite3"
+        url = f"sqlite:///{tmp}/ui.sqlite3"
         with LiveServer(database_url=url, smtp_port=free_port(), LOG_FORMAT="json") as server:
             seed_diary(server)
             cookie = session_cookie(server)
