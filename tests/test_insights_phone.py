@@ -249,7 +249,7 @@ async def test_the_dashboards_tables_agree_with_the_one_figure_queries(session, 
     alice.week_start = 6
     with time_machine.travel(TODAY, tick=False):
         figures = await stats.overview(session=session, user=alice, year=2026)
-        start = timeline_start("all", "week", alice, figures.days)
+        start = timeline_start("all", "week", alice, figures.first_day)
         for period in ("day", "week", "month"):
             kwargs = {"period": period, "date_from": start, "date_to": date(2026, 11, 22)}
             assert stats.timeline_of(figures, user=alice, **kwargs) == await stats.timeline(

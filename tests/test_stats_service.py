@@ -231,3 +231,32 @@ async def test_deleted_entries_do_not_count(session, alice):
     entry: Entry = await add(session, alice, "2026-01-01")
     await entries.delete_entry(session=session, user=alice, entry=entry)
     assert (await stats.summary(session=session, user=alice)).total == 0
+
+
+async def test_the_overview_reads_days_of_its_range_but_counts_the_whole_diary(session, alice):
+    """With `since`, the wins per day cover the range and the heatmap's year only; the total,
+    the first day, the categories and the streaks (the longest years ago) stay all-time."""
+    for day in ["2019-03-01", "2019-03-02", "2019-03-03", "2019-03-04", "2024-05-05"]:
+        await add(session, alice, day)
+    for day in ["2026-11-20", "2026-12-01", "2026-12-02"]:
+        await add(session, alice, day)
+    with time_machine.travel("2026-12-02 12:00:00+00:00", tick=False):
+        figures = await stats.overview(
+            session=session, user=alice, year=2024, since=date(2026, 11, 1)
+        )
+        assert figures.summary == await stats.summary(session=session, user=alice)
+        assert figures.streaks == await stats.streaks(session=session, user=alice)
+        assert figures.categories == await stats.by_category(session=session, user=alice)
+        assert figures.heatmap == await stats.heatmap(session=session, user=alice, year=2024)
+    assert figures.summary.total == 8 and figures.first_day == date(2019, 3, 1)
+    assert (figures.streaks.longest, figures.streaks.current) == (4, 2)
+    assert (figures.streaks.longest_start, figures.streaks.longest_end) == (
+        date(2019, 3, 1),
+        date(2019, 3, 4),
+    )
+    assert sorted(figures.days) == [
+        date(2024, 5, 5),
+        date(2026, 11, 20),
+        date(2026, 12, 1),
+        date(2026, 12, 2),
+    ]

@@ -76,14 +76,15 @@ def _months_back(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def timeline_start(span: Range, by: stats.Period, user: User, days: dict[date, int]) -> date:
-    """The first day of the range, moved back to the start of its week or month."""
+def timeline_start(span: Range, by: stats.Period, user: User, first_day: date | None) -> date:
+    """The first day of the range (for "all", of the first win's), moved back to the start of
+    its week or month."""
     today = today_for(user)
     start = {
         "12w": lambda: today - timedelta(weeks=11),
         "6m": lambda: _months_back(today, 5),
         "1y": lambda: _months_back(today, 11),
-        "all": lambda: min(min(days, default=today), today),
+        "all": lambda: min(first_day or today, today),
     }[span]()
     if by == "day":  # a point per day: at most MAX_TIMELINE_POINTS of them, the newest
         start = max(start, today - timedelta(days=stats.MAX_TIMELINE_POINTS - 1))
@@ -144,7 +145,11 @@ async def dashboard(
         year, status = None, _out_of_range(request)
     today = today_for(user)
     year = year or today.year
-    figures = await stats.overview(session=session, user=user, year=year)
+    # The charts' range (all time reads every day; the others only theirs, and the year's).
+    since = (
+        None if span == "all" else min(timeline_start(span, group, user, None), _mood_from(user))
+    )
+    figures = await stats.overview(session=session, user=user, year=year, since=since)
     ctx: dict[str, Any] = {"user": user, "summary": figures.summary, "today": today, "year": year}
     if figures.summary.total:
         ctx |= {
@@ -161,12 +166,17 @@ async def dashboard(
     return render(request, "insights/dashboard.html", ctx, status_code=status)
 
 
+def _mood_from(user: User) -> date:
+    """The first day of the mood chart: the start of the week MOOD_WEEKS - 1 weeks back."""
+    return stats.week_start_of(today_for(user), user.week_start) - timedelta(weeks=MOOD_WEEKS - 1)
+
+
 def _charts(figures: stats.Overview, user: User, span: Range, by: stats.Period) -> dict[str, Any]:
     """The timeline and mood tables, from the overview's wins per day (no more statements)."""
     today = today_for(user)
-    start = timeline_start(span, by, user, figures.days)
+    start = timeline_start(span, by, user, figures.first_day)
     points = stats.timeline_of(figures, user=user, period=by, date_from=start, date_to=today)
-    mood_from = stats.week_start_of(today, user.week_start) - timedelta(weeks=MOOD_WEEKS - 1)
+    mood_from = _mood_from(user)
     moods = stats.mood_of(figures, user=user, date_from=mood_from, date_to=today)
     return {
         "span": span,

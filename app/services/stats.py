@@ -17,12 +17,15 @@ from sqlalchemy import (
     Date,
     Integer,
     Select,
+    String,
     cast,
     extract,
     func,
     literal_column,
     null,
+    or_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,8 +90,10 @@ class Overview:
     streaks: Streaks
     categories: list[CategoryCount]
     heatmap: list[HeatDay]
-    days: dict[date, int] = field(default_factory=dict)  # wins per day, all time
-    moods: dict[date, tuple[int, int]] = field(default_factory=dict)  # (sum, count) per day
+    first_day: date | None = None  # of the first win
+    # Wins and (mood sum, moods) per day, in the range overview() was asked for.
+    days: dict[date, int] = field(default_factory=dict)
+    moods: dict[date, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -233,10 +238,11 @@ async def mood_trend(
     ]
 
 
-async def streaks(
-    *, session: AsyncSession, user: User, date_from: date | None = None, date_to: date | None = None
-) -> Streaks:
-    """Runs of consecutive days with at least one win (gaps and islands, in one statement)."""
+def _islands(
+    session: AsyncSession, user: User, date_from: date | None = None, date_to: date | None = None
+) -> Select[Any]:
+    """The runs of consecutive days with a win: first, last, length (gaps and islands: a
+    day's number in date order taken from the day itself is the same along a run)."""
     days = (
         select(col(Entry.day).label("day"))
         .where(*_live(user), *_range(date_from, date_to))
@@ -249,7 +255,18 @@ async def streaks(
     else:
         island = (days.c.day - cast(number, Integer)).label("island")
     runs = select(days.c.day, island).subquery()
-    stmt = select(func.min(runs.c.day), func.max(runs.c.day), func.count()).group_by(runs.c.island)
+    return select(
+        func.min(runs.c.day).label("first"),
+        func.max(runs.c.day).label("last"),
+        func.count().label("length"),
+    ).group_by(runs.c.island)
+
+
+async def streaks(
+    *, session: AsyncSession, user: User, date_from: date | None = None, date_to: date | None = None
+) -> Streaks:
+    """Runs of consecutive days with at least one win (gaps and islands, in one statement)."""
+    stmt = _islands(session, user, date_from, date_to)
     islands = [(as_date(a), as_date(b), n) for a, b, n in (await session.execute(stmt)).all()]
     return _longest_and_current(islands, date_to or today_for(user))
 
@@ -370,21 +387,30 @@ async def review(
     )
 
 
-async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
-    """Summary, streaks, wins by category and a year's heatmap in one statement.
+async def overview(
+    *, session: AsyncSession, user: User, year: int, since: date | None = None
+) -> Overview:
+    """Summary, streaks, wins by category, a year's heatmap and the wins per day the charts
+    show, in one statement (one round trip, UNION ALL of a few rows each):
 
-    The same figures as summary(), streaks(), by_category() and heatmap(), in one round trip:
-    wins per day (ten years of daily wins are a few thousand rows) UNION ALL wins per category,
-    all time and this month (a few rows each). Grouping by day and category together made a
-    row per pair: 10,950 for three wins a day, 36 to 80 ms in SQLite alone.
+    wins per day from `since` on (None: since the first) and in `year`, not for all time, so
+    what is read into Python grows with the range shown, not with the diary (ten years of
+    daily wins were 16,675 rows: 150 ms of a dashboard); the total and the first day; wins
+    per category, all time and this month; and the longest and the current streak, found by
+    the database (gaps and islands, as streaks()).
     """
     today = today_for(user)
     week, month = week_start_of(today, user.week_start), today.replace(day=1)
     nothing = null()
+    shown: list[ColumnElement[bool]] = [
+        col(Entry.day).between(date(year, 1, 1), date(year, 12, 31))
+    ]
+    if since is not None:
+        shown.append(col(Entry.day) >= min(since, week, month))
     per_day: Select[Any] = (
         select(
             literal_column("0"),
-            col(Entry.day),
+            type_coerce(col(Entry.day), String),  # parsed by as_date, faster than SQLAlchemy
             nothing,
             nothing,
             nothing,
@@ -392,9 +418,17 @@ async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
             func.sum(col(Entry.mood)),
             func.count(col(Entry.mood)),
         )
-        .where(*_live(user))
+        .where(*_live(user), *([or_(*shown)] if since is not None else []))
         .group_by(col(Entry.day))
     )
+    everything: Select[Any] = select(
+        literal_column("3"),
+        type_coerce(func.min(col(Entry.day)), String),
+        *(nothing,) * 3,
+        func.count(),
+        nothing,
+        nothing,
+    ).where(*_live(user))
 
     def per_category(kind: str, *since: ColumnElement[bool]) -> Select[Any]:
         return (
@@ -414,11 +448,34 @@ async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
             .group_by(col(Entry.category_id), col(Category.name), col(Category.colour))
         )
 
-    stmt = union_all(per_day, per_category("1"), per_category("2", col(Entry.day) >= month))
+    runs = _islands(session, user).cte("runs")
+
+    def streak(kind: str, stmt: Select[Any]) -> Select[Any]:
+        found = stmt.add_columns(
+            literal_column(kind).label("kind"),
+            type_coerce(runs.c.first, String).label("first"),
+            runs.c.length,
+        ).subquery()
+        return select(
+            found.c.kind, found.c.first, *(nothing,) * 3, found.c.length, nothing, nothing
+        )
+
+    longest = select().select_from(runs).order_by(runs.c.length.desc(), runs.c.last.desc())
+    current = select().where(runs.c.last.in_([today, today - timedelta(days=1)]))
+    stmt = union_all(  # typed columns first: PostgreSQL makes NULL UNION NULL text
+        per_day,
+        per_category("1"),
+        per_category("2", col(Entry.day) >= month),
+        everything,
+        streak("4", longest.limit(1)),
+        streak("5", current.select_from(runs).limit(1)),
+    )
     per_day_counts: dict[date, int] = {}
     moods: dict[date, tuple[int, int]] = {}
     categories: list[CategoryCount] = []
-    active_categories = 0
+    active_categories = total = 0
+    first_day: date | None = None
+    streaks = Streaks(0, 0, None, None)
     for kind, day, cid, name, colour, n, mood_sum, moods_n in (await session.execute(stmt)).all():
         if kind == 0:
             per_day_counts[as_date(day)] = n
@@ -426,10 +483,18 @@ async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
                 moods[as_date(day)] = (int(mood_sum), moods_n)
         elif kind == 1:
             categories.append(CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", n))
-        elif cid is not None:
-            active_categories += 1
+        elif kind == 2:
+            active_categories += cid is not None
+        elif kind == 3:
+            total, first_day = n, as_date(day) if day is not None else None
+        elif kind == 4:
+            first = as_date(day)
+            streaks.longest, streaks.longest_start = n, first
+            streaks.longest_end = first + timedelta(days=n - 1)
+        else:
+            streaks.current = n
     summary = Summary(
-        total=sum(per_day_counts.values()),
+        total=total,
         this_week=sum(n for d, n in per_day_counts.items() if week <= d <= today),
         this_month=sum(n for d, n in per_day_counts.items() if month <= d <= today),
         active_categories=active_categories,
@@ -437,9 +502,10 @@ async def overview(*, session: AsyncSession, user: User, year: int) -> Overview:
     categories.sort(key=lambda c: (-c.count, c.category_id is not None, c.name))
     return Overview(
         summary=summary,
-        streaks=_longest_and_current(_runs(sorted(per_day_counts)), today),
+        streaks=streaks,
         categories=categories,
         heatmap=_year_days(year, {d: n for d, n in per_day_counts.items() if d.year == year}),
+        first_day=first_day,
         days=per_day_counts,
         moods=moods,
     )
