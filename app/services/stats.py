@@ -410,7 +410,7 @@ async def overview(
     per_day: Select[Any] = (
         select(
             literal_column("0"),
-            type_coerce(col(Entry.day), String),  # parsed by as_date, faster than SQLAlchemy
+            type_coerce(col(Entry.day), String),  # as_date parses it, as below
             nothing,
             nothing,
             nothing,
