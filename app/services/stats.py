@@ -450,25 +450,31 @@ async def overview(
 
     runs = _islands(session, user).cte("runs")
 
-    def streak(kind: str, stmt: Select[Any]) -> Select[Any]:
-        found = stmt.add_columns(
-            literal_column(kind).label("kind"),
-            type_coerce(runs.c.first, String).label("first"),
-            runs.c.length,
-        ).subquery()
+    def streak(kind: str, chosen: Select[Any]) -> Select[Any]:
+        """One run of days, as a row of the union: its first day and its length."""
+        found = (
+            chosen.add_columns(
+                literal_column(kind).label("kind"),
+                type_coerce(runs.c.first, String).label("first"),
+                runs.c.length,
+            )
+            .select_from(runs)
+            .limit(1)
+            .subquery()
+        )
         return select(
             found.c.kind, found.c.first, *(nothing,) * 3, found.c.length, nothing, nothing
         )
 
-    longest = select().select_from(runs).order_by(runs.c.length.desc(), runs.c.last.desc())
+    longest = select().order_by(runs.c.length.desc(), runs.c.last.desc())  # latest on a tie
     current = select().where(runs.c.last.in_([today, today - timedelta(days=1)]))
     stmt = union_all(  # typed columns first: PostgreSQL makes NULL UNION NULL text
         per_day,
         per_category("1"),
         per_category("2", col(Entry.day) >= month),
         everything,
-        streak("4", longest.limit(1)),
-        streak("5", current.select_from(runs).limit(1)),
+        streak("4", longest),
+        streak("5", current),
     )
     per_day_counts: dict[date, int] = {}
     moods: dict[date, tuple[int, int]] = {}
@@ -509,18 +515,6 @@ async def overview(
         days=per_day_counts,
         moods=moods,
     )
-
-
-def _runs(days: list[date]) -> list[tuple[date, date, int]]:
-    """Runs of consecutive days in a sorted list: (first, last, length)."""
-    runs: list[tuple[date, date, int]] = []
-    for day in days:
-        if runs and runs[-1][1] == day - timedelta(days=1):
-            first, _, length = runs[-1]
-            runs[-1] = (first, day, length + 1)
-        else:
-            runs.append((day, day, 1))
-    return runs
 
 
 def _bucket(day: date, period: Period, week_start: int) -> date:
