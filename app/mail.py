@@ -6,13 +6,14 @@ code without a mail server, across reloads and whichever process sent it.
 """
 
 import asyncio
+import gc
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -92,6 +93,17 @@ class Abort(Exception):
     """Raised by send_once's `commit`: the mail must not be sent after all."""
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def send_once(
     settings: Settings,
     msg: EmailMessage,
@@ -106,7 +118,8 @@ async def send_once(
     the commit, the server drops the unfinished message and the mail is sent again later;
     after it, the server gets the ".". `claim` raising Abort (the mail is no longer this
     job's to send), or either failing, ends the connection instead: the server drops it.
-    `lock` (db.write_lock) is held from the claim to its commit.
+    `lock` (db.write_lock) is held from the claim until the "." is written, and the garbage
+    collector waits: nothing but the commit's own return stands between the mark and the end.
 
     Relies on aiosmtplib's protocol (pinned in requirements.lock) for DATA in two writes."""
     smtp = aiosmtplib.SMTP(**_server(settings))
@@ -134,16 +147,17 @@ async def send_once(
             # Every byte but the end on its way first (a transport has no drain event).
             while transport is not None and transport.get_write_buffer_size():  # type: ignore[attr-defined]  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
-            try:
-                async with lock or nullcontext():
+            async with lock or nullcontext():
+                try:
                     commit = await to_thread.run_sync(claim)
-                    commit()
-            except Exception:
-                outcome = "aborted"
-                smtp.close()  # the server drops a message it never saw the end of
-                raise
-            protocol._response_pending = True
-            protocol.write(b".\r\n")
+                    with _collector_paused():  # a collection in here would widen the window
+                        commit()
+                        protocol._response_pending = True
+                        protocol.write(b".\r\n")
+                except Exception:
+                    outcome = "aborted"
+                    smtp.close()  # the server drops a message it never saw the end of
+                    raise
             outcome = "sent"  # from here the server may hold it: never send it again
             reply = await protocol.read_response(timeout=settings.smtp_timeout)
             if reply.code != SMTPStatus.completed:
