@@ -51,6 +51,7 @@ TARGET_SIZE = 5_000
 FIRST_VIEW_MIN = {"list": 0.08, "api-list": 0.10, "dashboard": 0.04}
 SEARCH_P95_FACTOR = 2.0  # common-word search p95 <= 2x the list page's
 GROWTH_MAX = 1.5  # list and search at 50,000 wins within 1.5x of 5,000
+HELLO_SECONDS = max(1.0, SECONDS / 2)  # the hello run before each measured run
 
 
 class Session:
@@ -105,31 +106,33 @@ def settle(base: str, limit: float = 120.0) -> None:
         time.sleep(0.5)
 
 
-def run(name: str, url: str, server: LiveServer, headers: dict[str, str], hello: float) -> Run:
+def run(name: str, url: str, server: LiveServer, headers: dict[str, str], hello: LiveServer) -> Run:
+    """One page or API read under wrk, and the ratio to a hello measured just before it: a
+    shared machine's speed drifts by up to 2x within minutes, so each ratio takes the hello
+    of its own minute (the hello server idles meanwhile; only one is driven at a time)."""
     assert server.process is not None
+    beside = hello_rps(hello, HELLO_SECONDS)
     warm(url, headers)
     result = drive(
         name, url, server.process.pid, connections=CONNECTIONS, seconds=SECONDS, headers=headers
     )
-    result.hello_ratio = result.rps / hello if hello else None
+    result.hello_rps = beside.rps
+    result.hello_ratio = result.rps / beside.rps if beside.rps else None
     settle(server.url)
     return result
 
 
-def hello_rps(url: str, smtp: int) -> Run:
-    with LiveServer(
-        database_url=url, smtp_port=smtp, migrate_first=False, app="bench.hello:create_app()"
-    ) as server:
-        assert server.process is not None
-        warm(f"{server.url}/hello", {})
-        return drive(
-            "hello",
-            f"{server.url}/hello",
-            server.process.pid,
-            connections=CONNECTIONS,
-            seconds=SECONDS,
-            headers={},
-        )
+def hello_rps(server: LiveServer, seconds: float) -> Run:
+    assert server.process is not None
+    warm(f"{server.url}/hello", {})
+    return drive(
+        "hello",
+        f"{server.url}/hello",
+        server.process.pid,
+        connections=CONNECTIONS,
+        seconds=seconds,
+        headers={},
+    )
 
 
 @dataclass
@@ -150,19 +153,24 @@ def bench_size(url: str, size: int) -> SizeResult:
         f"{seeded.users:,} users), seeded in {seeded.seconds:.0f} s",
         flush=True,
     )
-    hello = hello_rps(url, smtp)
-    print(f"hello {hello.rps:,.0f} req/s, p95 {hello.p95:.1f} ms", flush=True)
     first: dict[str, Run] = {}
     outcome = None
-    with LiveServer(
-        database_url=url, smtp_port=smtp, migrate_first=False, LOG_FORMAT="json"
-    ) as server:
+    with (
+        LiveServer(
+            database_url=url, smtp_port=smtp, migrate_first=False, app="bench.hello:create_app()"
+        ) as hello_server,
+        LiveServer(
+            database_url=url, smtp_port=smtp, migrate_first=False, LOG_FORMAT="json"
+        ) as server,
+    ):
+        hello = hello_rps(hello_server, SECONDS)
+        print(f"hello {hello.rps:,.0f} req/s, p95 {hello.p95:.1f} ms", flush=True)
         session = Session(server)
         print_header()
         for name, path, headers in reads(session):
             if ONLY and name not in ONLY:
                 continue
-            first[name] = result = run(name, server.url + path, server, headers, hello.rps)
+            first[name] = result = run(name, server.url + path, server, headers, hello_server)
             print_run(result)
         if not ONLY or "mixed" in ONLY:
             outcome = mixed(server.url, CONNECTIONS, SECONDS * 2)
@@ -173,15 +181,17 @@ def bench_size(url: str, size: int) -> SizeResult:
 def print_header() -> None:
     print("\nevery request built (the first view after a change)")
     print(
-        f"{'scenario':16} {'req/s':>8} {'x hello':>7} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'errors':>6} {'kB':>6}"
+        f"{'scenario':16} {'req/s':>8} {'hello':>7} {'x hello':>7} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'kB':>6}"
     )
 
 
 def print_run(result: Run) -> None:
     ratio = f"{result.hello_ratio:7.3f}" if result.hello_ratio is not None else f"{'':7}"
+    hello = f"{result.hello_rps:7.0f}" if result.hello_rps is not None else f"{'':7}"
     print(
-        f"{result.scenario:16} {result.rps:8.1f} {ratio} {result.p50:8.1f} {result.p95:8.1f} "
+        f"{result.scenario:16} {result.rps:8.1f} {hello} {ratio} {result.p50:8.1f} "
+        f"{result.p95:8.1f} "
         f"{result.p99:8.1f} {result.errors:6} {result.response_kb:6.1f}",
         flush=True,
     )
@@ -242,7 +252,7 @@ def targets(sizes: dict[int, SizeResult]) -> list[Check]:
                     Check(
                         f"{name} at 50,000 wins within {GROWTH_MAX:g}x of 5,000 (first view)",
                         f"{growth:.2f}x slower (req/s alone: {small.rps / large.rps:.2f}x; "
-                        f"hello {at.hello.rps:,.0f} -> {big.hello.rps:,.0f} req/s)",
+                        f"hello {small.hello_rps or 0:,.0f} -> {large.hello_rps or 0:,.0f} req/s)",
                         growth <= GROWTH_MAX,
                     )
                 )
@@ -251,8 +261,8 @@ def targets(sizes: dict[int, SizeResult]) -> list[Check]:
 
 def slowdown(small: Run, large: Run) -> float:
     """How much slower the larger diary is, each size's req/s taken as a ratio to the hello
-    measured beside it: minutes apart, a shared machine's speed drifts by more than the
-    target's margin (hello 5,206 to 6,301 req/s within one run), and the ratio cancels it."""
+    measured just before it: minutes apart, a shared machine's speed drifts by more than the
+    target's margin (hello 6,083 to 8,435 req/s within one run), and the ratio cancels it."""
     if small.hello_ratio and large.hello_ratio:
         return small.hello_ratio / large.hello_ratio
     return small.rps / large.rps
@@ -285,12 +295,13 @@ def summary(backend: str, sizes: dict[int, SizeResult], checks: list[Check]) -> 
         lines += [
             f"#### {size:,} wins (hello {result.hello.rps:,.0f} req/s)",
             "",
-            "| scenario | req/s | x hello | p50 ms | p95 ms | p99 ms |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| scenario | req/s | hello req/s | x hello | p50 ms | p95 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, first in result.first.items():
             lines.append(
-                f"| {name} | {first.rps:.0f} | {first.hello_ratio or 0:.3f} | {first.p50:.0f} | "
+                f"| {name} | {first.rps:.0f} | {first.hello_rps or 0:,.0f} | "
+                f"{first.hello_ratio or 0:.3f} | {first.p50:.0f} | "
                 f"{first.p95:.0f} | {first.p99:.0f} |"
             )
         if result.mixed:

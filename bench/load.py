@@ -33,6 +33,7 @@ class Run:
     error_detail: dict[str, int]
     peak_mb: float
     response_kb: float = 0.0  # average bytes on the wire per response (headers included)
+    hello_rps: float | None = None  # the hello measured just before this run
     hello_ratio: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
