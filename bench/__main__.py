@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -269,22 +270,27 @@ def slowdown(small: Run, large: Run) -> float:
 
 
 def growth_table(sizes: dict[int, SizeResult]) -> str:
-    """First-view req/s per scenario at each size, with the ratio to hello and the growth."""
+    """First-view req/s per scenario at each size, with the ratio to hello, and the growth
+    from each size to the next (1.00x = as fast at the larger size; x hello ratios)."""
     ordered = sorted(sizes)
+    steps = list(pairwise(ordered))
     names = list(dict.fromkeys(n for s in ordered for n in sizes[s].first))
     head = " | ".join(f"{s:,} wins: req/s (x hello)" for s in ordered)
+    grows = "".join(f" {a:,} -> {b:,}: slower |" for a, b in steps)
     lines = [
-        f"| first view | {head} | growth, smallest to largest (x hello) |",
-        "|---|" + "---:|" * (len(ordered) + 1),
+        f"| first view | {head} |{grows}",
+        "|---|" + "---:|" * (len(ordered) + len(steps)),
     ]
     for name in names:
-        runs = [sizes[s].first.get(name) for s in ordered]
+        runs = {s: sizes[s].first.get(name) for s in ordered}
         cells = [
-            f"{r.rps:.0f} ({r.hello_ratio:.3f}x)" if r and r.hello_ratio else "-" for r in runs
+            f"{r.rps:.0f} ({r.hello_ratio:.3f}x)" if r and r.hello_ratio else "-"
+            for r in runs.values()
         ]
-        first, last = runs[0], runs[-1]
-        growth = f"{slowdown(first, last):.2f}x slower" if first and last and last.rps else "-"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {growth} |")
+        for a, b in steps:
+            small, large = runs[a], runs[b]
+            cells.append(f"{slowdown(small, large):.2f}x" if small and large and large.rps else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
