@@ -489,8 +489,11 @@ class _SQLiteSearch:
     prefix is expanded to the index's own terms first (fts5vocab): FTS5 merges a prefix's
     posting lists on every query, which cost more than the rest of the search."""
 
-    def __init__(self, match: str) -> None:
-        self.match = FTS_TABLE.op("MATCH")(match)
+    def __init__(self, owner: str, words: str) -> None:
+        self.match = FTS_TABLE.op("MATCH")(f'user_id:"{owner}" AND {words}')
+        # A page's rows are the user's already: their highlights need only the words (FTS5
+        # looks each row up in every phrase's list, and the owner's is as long as the diary).
+        self.words = FTS_TABLE.op("MATCH")(words)
 
     @classmethod
     async def make(cls, session: AsyncSession, user: User, terms: list[str]) -> "_SQLiteSearch":
@@ -511,7 +514,7 @@ class _SQLiteSearch:
             words.append(f'"{last}"*')
         else:
             words.append("(" + " OR ".join([f'"{last}"', *(f'"{t}"' for t in found)]) + ")")
-        return cls(f'user_id:"{owner_term(user)}" AND ' + " AND ".join(words))
+        return cls(owner_term(user), " AND ".join(words))
 
     def matches(self, stmt: Select, user: User) -> Select:
         return stmt.join(FTS, FTS.c.rowid == col(Entry.id)).where(
@@ -529,7 +532,7 @@ class _SQLiteSearch:
         return (
             visible_entries(user)
             .join(FTS, FTS.c.rowid == col(Entry.id))
-            .where(self.match, FTS.c.rowid.in_(ids))
+            .where(self.words, FTS.c.rowid.in_(ids))
             .add_columns(
                 func.highlight(FTS_TABLE, 0, MARK_START, MARK_END),
                 func.snippet(FTS_TABLE, 1, MARK_START, MARK_END, "…", 24),
