@@ -27,22 +27,25 @@ import contextlib
 import json
 import logging
 import os
+import select
 import socket
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Coroutine, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from anyio import to_thread
 from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey.constants import EmptyData
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
-from sqlalchemy import Engine, create_engine, delete, event
+from psycopg import pq
+from sqlalchemy import Connection, Engine, Transaction, create_engine, delete, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -76,6 +79,7 @@ USEFUL_DEFAULT = 24 * 3600
 SCHEDULED_RETRIES = 8
 METRICS_KEY = "successdiary:metrics"
 METRICS_FLUSH_SECONDS = 5.0
+CONFIRM_SECONDS = 30.0  # the longest the loop waits for a sent mail's COMMIT to be answered
 
 
 def store(settings: Settings) -> tuple[str, str]:
@@ -112,6 +116,10 @@ class Context:
     maker: async_sessionmaker[AsyncSession]
     limiter: AuthLimiter
     _sync: Engine | None = None
+    # PostgreSQL's send_scheduled holds it from the claim to the "." (SQLite's write lock does
+    # there): no other job's claim runs Python in a thread then, to keep the GIL from this one
+    # between the mark's COMMIT and the mail's end.
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def sync_engine(self) -> Engine:
@@ -137,6 +145,37 @@ def make_sync_engine(url: str) -> Engine:
         event.listen(engine, "connect", _no_checkpoint_at_commit)
         return engine
     return create_engine(url, pool_size=2, max_overflow=4)
+
+
+def send_commit(conn: Connection, transaction: Transaction) -> mail.Confirm:
+    """PostgreSQL: send the COMMIT without waiting for its answer, which the callable returned
+    reads (after the mail's "."). Once these bytes are in the kernel the server commits even
+    if this process dies, so the "." follows at once: a kill between the mark and the "." has
+    microseconds to land in, not a round trip through a busy server (a mail lost in CI)."""
+    pgconn = conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
+    pgconn.send_query(b"COMMIT")
+    while pgconn.flush():  # psycopg keeps libpq non-blocking: wait until the bytes are out
+        _wait(pgconn.socket, write=True)
+
+    def confirm() -> None:
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            _wait(pgconn.socket, write=False)
+            pgconn.consume_input()
+        statuses = []
+        while (result := pgconn.get_result()) is not None:
+            statuses.append(result.status)
+        if statuses != [pq.ExecStatus.COMMAND_OK]:
+            raise psycopg.OperationalError(f"COMMIT answered {statuses}")
+        transaction.commit()  # SQLAlchemy's bookkeeping: the server is idle, nothing is sent
+
+    return confirm
+
+
+def _wait(fd: int, *, write: bool, seconds: float = CONFIRM_SECONDS) -> None:
+    ready = select.select([], [fd], [], seconds) if write else select.select([fd], [], [], seconds)
+    if not any(ready):
+        raise TimeoutError("PostgreSQL did not answer the COMMIT")
 
 
 class Runtime:
@@ -189,16 +228,16 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
             await habits.finish(session, job, "skipped", now)
             return "skipped"
 
-        def claim_sent() -> Callable[[], None]:
+        def claim_sent() -> mail.Commit:
             """Mark the row sent, uncommitted (its lock is held): only while it is still
             this attempt's, else the server drops the mail."""
             conn = ctx.sync_engine.connect()
             try:
                 transaction = conn.begin()
                 if conn.dialect.name == "postgresql":
-                    # The commit below stands between the mark and the final "." (a kill
-                    # there loses the mail): it must not wait for the WAL's flush. Only a
-                    # crash of PostgreSQL itself could then forget the mark (a resend).
+                    # The event loop waits for the COMMIT's answer (send_commit): not for the
+                    # WAL's flush too. Only a crash of PostgreSQL itself could then forget the
+                    # mark (a resend).
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 done = conn.execute(habits.mark_sent_statement(job, datetime.now(UTC)))
                 if done.rowcount != 1:
@@ -207,19 +246,24 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
                 conn.close()
                 raise
 
-            def commit() -> None:
+            def commit() -> mail.Confirm | None:
                 try:
-                    transaction.commit()
+                    if conn.dialect.name == "postgresql":
+                        confirm = send_commit(conn, transaction)
+                    else:
+                        transaction.commit()
+                        confirm = None
                 except BaseException:
                     conn.close()
                     raise
                 finished.append(conn)  # closed once the "." is written, not before
+                return confirm
 
             return commit
 
         finished: list[Any] = []
         try:
-            lock = write_lock(session.get_bind())
+            lock = write_lock(session.get_bind()) or ctx.send_lock
             outcome = await mail.send_once(ctx.settings, msg, claim_sent, lock=lock)
         finally:
             for conn in finished:

@@ -93,6 +93,12 @@ class Abort(Exception):
     """Raised by send_once's `commit`: the mail must not be sent after all."""
 
 
+# send_once's `claim` returns a `Commit`; a commit whose answer comes later (PostgreSQL's is
+# only sent, jobs.send_commit) returns the `Confirm` that reads it, run after the ".".
+Confirm = Callable[[], None]
+Commit = Callable[[], Confirm | None]
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     enabled = gc.isenabled()
@@ -107,7 +113,7 @@ def _collector_paused() -> Iterator[None]:
 async def send_once(
     settings: Settings,
     msg: EmailMessage,
-    claim: Callable[[], Callable[[], None]],
+    claim: Callable[[], Commit],
     *,
     lock: asyncio.Lock | None = None,
 ) -> Literal["sent", "failed", "aborted"]:
@@ -120,6 +126,7 @@ async def send_once(
     job's to send), or either failing, ends the connection instead: the server drops it.
     `lock` (db.write_lock) is held from the claim until the "." is written, and the garbage
     collector waits: nothing but the commit's own return stands between the mark and the end.
+    A commit that only sends its COMMIT returns a `Confirm`, run once the "." is out.
 
     Relies on aiosmtplib's protocol (pinned in requirements.lock) for DATA in two writes."""
     smtp = aiosmtplib.SMTP(**_server(settings))
@@ -151,14 +158,16 @@ async def send_once(
                 try:
                     commit = await to_thread.run_sync(claim)
                     with _collector_paused():  # a collection in here would widen the window
-                        commit()
+                        confirm = commit()
                         protocol._response_pending = True
                         protocol.write(b".\r\n")
                 except Exception:
                     outcome = "aborted"
                     smtp.close()  # the server drops a message it never saw the end of
                     raise
-            outcome = "sent"  # from here the server may hold it: never send it again
+                outcome = "sent"  # from here the server may hold it: never send it again
+                if confirm is not None:
+                    _confirm(confirm)
             reply = await protocol.read_response(timeout=settings.smtp_timeout)
             if reply.code != SMTPStatus.completed:
                 log.warning("the mail server refused a committed mail: %s", reply.code)
@@ -179,6 +188,15 @@ async def send_once(
     if settings.dev:
         await to_thread.run_sync(keep, settings.outbox_dir, msg, problem)
     return outcome
+
+
+def _confirm(confirm: Confirm) -> None:
+    """The mail is out: a mark that did not hold after all (the database went away between
+    its COMMIT and the answer) is logged, and the row's lease may send the mail again."""
+    try:
+        confirm()
+    except Exception as exc:
+        log.error("a sent mail's mark may not have been saved: %s", type(exc).__name__)
 
 
 OUTBOX_KEEP = 50

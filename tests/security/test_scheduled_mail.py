@@ -2,7 +2,9 @@
 mid-job; one-click unsubscribe (RFC 8058) with a signed single-purpose token, no session."""
 
 import asyncio
+import os
 import random
+import socket
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -11,14 +13,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from fastapi import FastAPI
 from itsdangerous import URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Transaction, func, select, update
 from sqlmodel import col
 
-from app.jobs import Jobs
+from app.jobs import Jobs, make_sync_engine, send_commit
 from app.models import SentMail, User
 from app.services import habits
 from tests.conftest import Mailbox, free_port
@@ -27,18 +30,19 @@ from tests.worker import Worker, clear_store, queue_settings, wait_for
 
 BURST = 200
 KILLS = 10
+GRACE_SECONDS = 5.0  # what FinishingSMTP gives a message whose sender hung up
 
 
 class FinishingSMTP(SMTP):
     """aiosmtpd, but like Postfix or Exim: a message whose final "." came in before the
     client hung up is still taken. Stock aiosmtpd cancels its reader at EOF, dropping a
     message whose end sits unread in its buffer, which no real mail server does; here the
-    reader gets half a second to finish what was received."""
+    reader gets GRACE_SECONDS to finish what was received, however busy the machine."""
 
     def eof_received(self) -> bool | None:
         handler = self._handler_coroutine
         if handler is not None:
-            self.loop.call_later(0.5, handler.cancel)
+            self.loop.call_later(GRACE_SECONDS, handler.cancel)
         return True
 
 
@@ -174,3 +178,54 @@ async def test_row44_sigkill_during_a_burst_sends_every_mail_exactly_once(
     assert [to for to, n in counts.items() if n != 1] == []
     ids = Counter(m["Message-ID"] for m in mailbox.messages)
     assert len(ids) == BURST and max(ids.values()) == 1
+
+
+async def test_row44_a_marks_commit_holds_once_sent_however_the_sender_dies(
+    app: FastAPI, session: Any
+) -> None:
+    """PostgreSQL: the mark's COMMIT is sent, not waited for, right before the mail's final "."
+    (jobs.send_commit). Once it is out the mark holds, though the sender dies before reading
+    the answer (its socket shut, as a SIGKILL leaves it); one that was never sent does not;
+    read normally, the answer leaves the connection ready for the next statement."""
+    url = app.state.settings.database_url
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's COMMIT; SQLite commits in the process itself")
+    user = await make_user(session, "alice@example.com")
+    await session.commit()
+    engine = make_sync_engine(url)
+
+    def mark(conn: Connection, time_of_day: str) -> Transaction:
+        transaction = conn.begin()
+        conn.execute(update(User).where(col(User.id) == user.id).values(reminder_time=time_of_day))
+        return transaction
+
+    def die(conn: Connection) -> None:
+        fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+        socket.socket(fileno=os.dup(fd)).shutdown(socket.SHUT_RDWR)
+        conn.invalidate()
+
+    async def reminder_time() -> str | None:
+        await asyncio.sleep(0.5)  # the server has read what was sent, and ended the session
+        await session.refresh(user)
+        return user.reminder_time
+
+    try:
+        conn = engine.connect()
+        mark(conn, "06:15")
+        die(conn)  # no COMMIT went out: the server rolls the mark back
+        assert await reminder_time() is None
+
+        conn = engine.connect()
+        send_commit(conn, mark(conn, "06:30"))
+        die(conn)  # the COMMIT went out, its answer was never read
+        assert await reminder_time() == "06:30"
+
+        with engine.connect() as conn:
+            confirm = send_commit(conn, mark(conn, "07:45"))
+            confirm()
+            assert not conn.in_transaction()
+            mine = select(col(User.reminder_time)).where(col(User.id) == user.id)
+            assert conn.execute(mine).scalar_one() == "07:45"
+        assert await reminder_time() == "07:45"
+    finally:
+        engine.dispose()
