@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,16 +148,20 @@ def make_sync_engine(url: str) -> Engine:
 
 
 def send_commit(conn: Connection, transaction: Transaction) -> mail.Confirm:
-    """PostgreSQL: send the COMMIT without waiting for its answer, which the callable returned
-    reads (after the mail's "."). Once these bytes are in the kernel the server commits even
-    if this process dies, so the "." follows at once: a kill between the mark and the "." has
-    microseconds to land in, not a round trip through a busy server (a mail lost in CI)."""
+    """PostgreSQL: queue the COMMIT in the kernel without waiting for its answer, which the
+    callable returned reads (after the mail's "."). Once queued the server commits even if
+    this process dies now (closing a socket sends what it holds), so the "." follows at once.
+    The COMMIT is held back (TCP_CORK) until the "." is out: sent at once it wakes the server,
+    which may take the CPU from this process on a busy machine, while the mark is made and the
+    mail not yet ended."""
     pgconn = conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
+    release = _held(pgconn.socket)
     pgconn.send_query(b"COMMIT")
     while pgconn.flush():  # psycopg keeps libpq non-blocking: wait until the bytes are out
         _wait(pgconn.socket, write=True)
 
     def confirm() -> None:
+        release()
         pgconn.consume_input()
         while pgconn.is_busy():
             _wait(pgconn.socket, write=False)
@@ -170,6 +174,26 @@ def send_commit(conn: Connection, transaction: Transaction) -> mail.Confirm:
         transaction.commit()  # SQLAlchemy's bookkeeping: the server is idle, nothing is sent
 
     return confirm
+
+
+def _held(fd: int) -> Callable[[], None]:
+    """Hold what is written to the TCP socket `fd` in the kernel until the callable returned
+    lets it go (TCP_CORK; Linux also lets it go after 200 ms, or when the socket closes). A
+    socket that cannot (a Unix socket, another system) sends at once."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    except (AttributeError, OSError):
+        sock.close()
+        return lambda: None
+
+    def release() -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        finally:
+            sock.close()
+
+    return release
 
 
 def _wait(fd: int, *, write: bool, seconds: float = CONFIRM_SECONDS) -> None:

@@ -185,8 +185,9 @@ async def send_once(
         problem = "aborted"
     finally:
         smtp.close()
-    if settings.dev:
-        await to_thread.run_sync(keep, settings.outbox_dir, msg, problem)
+    if settings.dev:  # under the lock: no thread of ours runs Python in another's window
+        async with lock or nullcontext():
+            await to_thread.run_sync(keep, settings.outbox_dir, msg, problem)
     return outcome
 
 

@@ -183,10 +183,11 @@ async def test_row44_sigkill_during_a_burst_sends_every_mail_exactly_once(
 async def test_row44_a_marks_commit_holds_once_sent_however_the_sender_dies(
     app: FastAPI, session: Any
 ) -> None:
-    """PostgreSQL: the mark's COMMIT is sent, not waited for, right before the mail's final "."
-    (jobs.send_commit). Once it is out the mark holds, though the sender dies before reading
-    the answer (its socket shut, as a SIGKILL leaves it); one that was never sent does not;
-    read normally, the answer leaves the connection ready for the next statement."""
+    """PostgreSQL: the mark's COMMIT is queued in the kernel, held there and not waited for,
+    right before the mail's final "." (jobs.send_commit). Once queued the mark holds, though
+    the sender dies before letting it go or reading the answer (its socket shut, as a SIGKILL
+    leaves it); one never queued does not; read normally, the answer leaves the connection
+    ready for the next statement."""
     url = app.state.settings.database_url
     if not url.startswith("postgresql"):
         pytest.skip("PostgreSQL's COMMIT; SQLite commits in the process itself")
