@@ -256,9 +256,10 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
             """Mark the row sent, uncommitted (its lock is held): only while it is still
             this attempt's, else the server drops the mail."""
             conn = ctx.sync_engine.connect()
+            postgres = conn.dialect.name == "postgresql"
             try:
                 transaction = conn.begin()
-                if conn.dialect.name == "postgresql":
+                if postgres:
                     # The event loop waits for the COMMIT's answer (send_commit): not for the
                     # WAL's flush too. Only a crash of PostgreSQL itself could then forget the
                     # mark (a resend).
@@ -272,7 +273,7 @@ async def send_scheduled(ctx: Context, job: habits.Queued, now: datetime | None 
 
             def commit() -> mail.Confirm | None:
                 try:
-                    if conn.dialect.name == "postgresql":
+                    if postgres:
                         confirm = send_commit(conn, transaction)
                     else:
                         transaction.commit()
