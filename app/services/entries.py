@@ -513,7 +513,10 @@ class _SQLiteSearch:
         if len(found) > PREFIX_TERMS:  # a short prefix: FTS5's own expansion
             words.append(f'"{last}"*')
         else:
-            words.append("(" + " OR ".join([f'"{last}"', *(f'"{t}"' for t in found)]) + ")")
+            # The word itself is among the terms when the index holds it as typed: once is
+            # enough (bm25 counts each phrase's rows in the whole index, highlight marks it).
+            more = (f'"{t}"' for t in found if t != prefix)
+            words.append("(" + " OR ".join([f'"{last}"', *more]) + ")")
         return cls(owner_term(user), " AND ".join(words))
 
     def matches(self, stmt: Select, user: User) -> Select:
