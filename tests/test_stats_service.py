@@ -151,6 +151,23 @@ async def test_wins_by_category_include_uncategorised(session, alice):
     assert [(c.name, c.count) for c in result] == [("Work", 2), ("Uncategorised", 1)]
 
 
+async def test_the_overviews_total_and_first_day_take_every_category(session, alice):
+    """The overview counts wins per category and sums them: the total is every category's,
+    the first day the earliest of any (here neither the first nor the last category's)."""
+    rows = await categories.list_categories(session=session, user=alice)
+    ids = sorted(row.category.id for row in rows)
+    await add(session, alice, "2025-06-01", category_id=ids[0])
+    await add(session, alice, "2021-02-03", category_id=ids[1])
+    await add(session, alice, "2023-01-01", category_id=ids[1])
+    await add(session, alice, "2024-04-04", category_id=ids[2])
+    await add(session, alice, "2022-09-09")
+    binned = await add(session, alice, "2019-01-01")
+    await entries.delete_entry(session=session, user=alice, entry=binned)
+    figures = await stats.overview(session=session, user=alice, year=2026)
+    assert figures.summary.total == 5 == sum(c.count for c in figures.categories)
+    assert figures.first_day == date(2021, 2, 3)
+
+
 async def test_heatmap_covers_every_day_of_a_leap_year(session, alice):
     await add(session, alice, "2024-02-29")
     days = await stats.heatmap(session=session, user=alice, year=2024)
