@@ -196,15 +196,16 @@ def periods(period: Period, date_from: date, date_to: date, user: User) -> list[
 async def by_category(
     *, session: AsyncSession, user: User, date_from: date | None = None, date_to: date | None = None
 ) -> list[CategoryCount]:
-    stmt = (
-        select(
-            col(Category.id), col(Category.name), col(Category.colour), func.count(col(Entry.id))
-        )
-        .select_from(Entry)
-        .outerjoin(Category, col(Category.id) == col(Entry.category_id))
+    counted = (  # per category first, then the names: a lookup per category, not per win
+        select(col(Entry.category_id).label("category_id"), func.count().label("n"))
         .where(*_live(user), *_range(date_from, date_to))
-        .group_by(col(Category.id), col(Category.name), col(Category.colour))
-        .order_by(func.count(col(Entry.id)).desc(), col(Category.name).nulls_first())
+        .group_by(col(Entry.category_id))
+        .subquery()
+    )
+    stmt = (
+        select(counted.c.category_id, col(Category.name), col(Category.colour), counted.c.n)
+        .outerjoin_from(counted, Category, col(Category.id) == counted.c.category_id)
+        .order_by(counted.c.n.desc(), col(Category.name).nulls_first())
     )
     return [
         CategoryCount(cid, name or "Uncategorised", colour or "#94a3b8", n)
@@ -469,8 +470,8 @@ async def overview(
         per_day,
         per_category("1"),
         per_category("2", col(Entry.day) >= month),
-        streak("4", longest),
-        streak("5", current),
+        streak("3", longest),
+        streak("4", current),
     )
     per_day_counts: dict[date, int] = {}
     moods: dict[date, tuple[int, int]] = {}
@@ -489,7 +490,7 @@ async def overview(
             first_day = began if first_day is None else min(first_day, began)
         elif kind == 2:
             active_categories += cid is not None
-        elif kind == 4:
+        elif kind == 3:
             first = as_date(day)
             streaks.longest, streaks.longest_start = n, first
             streaks.longest_end = first + timedelta(days=n - 1)
