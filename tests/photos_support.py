@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,14 @@ def s3_storage(settings: Settings, moto: MotoServer, bucket: str) -> S3Storage:
 
 @pytest.fixture(params=["local", "s3"])
 def media(request: pytest.FixtureRequest, app: Any, tmp_path: Path) -> Iterator[Storage]:
-    """Each test's own storage, put in the app: a fresh folder, or a fresh bucket on moto."""
+    """Each test's own storage, put in the app: a fresh folder, or a fresh bucket on moto
+    (named at random: a port number comes round again within a run, and moto's us-east-1
+    hands back an existing bucket, another test's photos in it)."""
     if request.param == "local":
         storage: Storage = LocalStorage(tmp_path / "media")
     else:
         server = request.getfixturevalue("moto")
-        storage = s3_storage(app.state.settings, server, f"photos-{free_port()}")
+        storage = s3_storage(app.state.settings, server, f"photos-{uuid.uuid4().hex}")
     before = app.state.media
     app.state.media = storage
     yield storage
