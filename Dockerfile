@@ -1,12 +1,14 @@
 # SuccessDiary production image: gunicorn with uvicorn workers, JSON logs, /metrics.
 #   docker build -t successdiary .        (compose.yaml adds PostgreSQL, Redis and Mailpit)
 
-# Stage 1: the pinned dependencies, checked against the hashes in requirements.lock.
+# Stage 1: exactly the pinned dependencies (no resolving), checked against the hashes in
+# requirements.lock, then checked complete.
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY requirements.lock /tmp/requirements.lock
-RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip check
 
 # Stage 2: the virtualenv and the app only (no compilers, no pip cache, no tests).
 FROM python:3.11-slim
