@@ -362,7 +362,7 @@ def test_gunicorn_workers_write_json_lines_and_metrics_add_up_across_workers(
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments left out."""
-    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    text = re.sub(r"\s*\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
     found = []
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -382,8 +382,9 @@ def test_the_dockerfile_builds_in_stages_and_runs_as_a_non_root_user_with_a_heal
     assert stages[1] == "python:3.11-slim"
     assert (
         "RUN",
-        "/opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock",
-    ) in builder
+        "/opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/requirements.lock"
+        " && /opt/venv/bin/pip check",
+    ) in builder  # exactly the lock's packages, checked complete
     assert last["USER"] not in ("root", "0")
     assert "python" in last["HEALTHCHECK"] and "/healthz" in last["HEALTHCHECK"]
     assert "ENVIRONMENT=production" in last["ENV"]
@@ -391,6 +392,20 @@ def test_the_dockerfile_builds_in_stages_and_runs_as_a_non_root_user_with_a_heal
     assert {"app", "templates", "static", "alembic", "alembic.ini"} <= copied
     assert "--from=builder" in copied  # the virtualenv, not a second install
     assert last["ENTRYPOINT"] == '["docker-entrypoint.sh"]'
+
+
+def test_set_up_installs_exactly_the_lock_and_checks_it_complete():
+    """A fresh clone gets what the lock names whatever PyPI has since released: pip resolves
+    nothing (--no-deps), then pip check proves every requirement met."""
+    for script, python in (
+        ("setup.sh", ".venv/bin/python"),
+        ("setup.bat", ".venv\\Scripts\\python"),
+    ):
+        lines = (ROOT / "scripts" / script).read_text().splitlines()
+        install = [i for i, line in enumerate(lines) if "-r requirements-dev.lock" in line]
+        assert len(install) == 1, script
+        assert "--require-hashes --no-deps" in lines[install[0]], script
+        assert lines[install[0] + 1].strip().startswith(f"{python} -m pip check"), script
 
 
 def test_the_entrypoint_migrates_then_starts_gunicorn_with_the_json_config():
