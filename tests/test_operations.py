@@ -465,3 +465,29 @@ def test_the_documented_production_command_is_what_the_entrypoint_runs():
     command = re.search(r"gunicorn -c python:app.gunicorn_conf [^`\n]*", readme)
     assert command, "README shows the production gunicorn command"
     assert shlex.split(command.group(0))[:3] == ["gunicorn", "-c", "python:app.gunicorn_conf"]
+
+
+# --- The project's own docs --------------------------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+DOCS = [
+    "README.md",
+    "bench/README.md",
+    *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")),
+]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_the_docs_link_only_to_files_in_the_repo(doc: str):
+    path = ROOT / doc
+    links = LINK.findall(path.read_text())
+    assert links or doc != "README.md", "the README links to the docs"
+    for link in links:
+        target = link.split("#", 1)[0]
+        if not target:
+            continue  # a heading in the same file
+        assert "://" not in target, f"{doc} links outside the repo: {link}"
+        resolved = (path.parent / target).resolve()
+        assert resolved.is_relative_to(ROOT) and resolved.exists(), f"{doc}: {link} is missing"
