@@ -30,4 +30,7 @@ class Background:
     async def drain(self) -> None:
         """Wait for every task started so far (and those they start)."""
         while self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            # asyncio.wait always yields to the loop, so the done callbacks of tasks that have
+            # just finished run and empty the set; gather of finished tasks completes eagerly
+            # on Python 3.12+ without yielding, and this loop would spin for ever.
+            await asyncio.wait(self.tasks)
